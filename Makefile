@@ -1,0 +1,47 @@
+# The README's commands. `make run` and `make test` create whatever is missing:
+# both Python environments and the trained NLU model.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+NLU_VENV := .venv-nlu
+COOPBOT := $(VENV)/bin/coopbot
+
+.PHONY: run test setup env model lint bench-nlu clean-env
+
+run: model
+	$(COOPBOT) chat
+
+test: model
+	$(VENV)/bin/python -m pytest
+
+setup: env model
+
+env: $(VENV)/.installed $(NLU_VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: the application needs python3 >= 3.11; found " + sys.version.split()[0])'
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(NLU_VENV)/.installed: nlu/requirements.txt
+	@PY310=$$(scripts/find-python310) || exit 1; \
+	test -x $(NLU_VENV)/bin/python || $$PY310 -m venv $(NLU_VENV); \
+	$(NLU_VENV)/bin/pip install --quiet --upgrade pip wheel; \
+	$(NLU_VENV)/bin/pip install --quiet -r nlu/requirements.txt
+	touch $@
+
+# Trains only when config.yml, the training data or the tokenizer changed.
+model: env
+	$(COOPBOT) nlu train --if-stale
+
+lint: env
+	$(VENV)/bin/ruff check bot knowledge nlu scheduler tests benchmarks
+	$(VENV)/bin/mypy
+
+bench-nlu: model
+	$(VENV)/bin/python benchmarks/bench_nlu.py
+
+clean-env:
+	rm -rf $(VENV) $(NLU_VENV)

@@ -1,0 +1,1 @@
+"""Trợ lý HTX application: settings, answer service, NLU client, persistence and the CLI."""

@@ -1,0 +1,277 @@
+"""The answer service: from a member's question to a cited answer, a suggestion or an honest fallback.
+
+Order of decisions (ARCHITECTURE.md "Answering a question"):
+
+1. clean the text (NFC, spaces, control characters); the original is kept for logs;
+2. ask the NLU service; a confident chit-chat intent gets a chit-chat reply,
+   a confident ``out_of_scope`` the fallback, a confident knowledge intent its entry;
+3. otherwise (unsure, or NLU unreachable) BM25 search over the entries; a strong
+   match is offered as "Có phải bạn hỏi về ...?";
+4. otherwise the fallback: say plainly that the bot does not know, offer the
+   closest topics and the hand-over to staff (/lienhe), and log the question
+   for review. A guess is never presented as a legal answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.nlu_client import NLUClient, NLUError, ParseResult
+from bot.replies import Button, Citation, Reply
+from bot.review import ReviewLog
+from knowledge.base import CHITCHAT_INTENTS, OUT_OF_SCOPE_INTENT, Entry, KnowledgeBase
+from knowledge.search import KnowledgeSearch, SearchHit
+from nlu.textnorm import clean_text
+
+__all__ = ["Answer", "AnswerKind", "AnswerService", "render_entry"]
+
+log = logging.getLogger(__name__)
+
+_NLU_MAX_CHARS = 500  # the classifier gains nothing from longer texts
+LIENHE_BUTTON = Button("🙋 Hỏi cán bộ (/lienhe)", "cmd:lienhe")
+
+FALLBACK_TEXT = (
+    "Xin lỗi, mình chưa có câu trả lời chắc chắn cho câu hỏi này nên không muốn "
+    "đoán. Câu hỏi đã được ghi lại để cán bộ bổ sung.\n"
+    "Bạn có thể chọn một chủ đề gần nhất bên dưới, hoặc gõ /lienhe để được cán bộ "
+    "Liên minh HTX trả lời trực tiếp."
+)
+EMPTY_TEXT = (
+    "Bạn hãy gõ câu hỏi về hợp tác xã, ví dụ: \"HTX cần bao nhiêu thành viên?\" "
+    "hoặc \"hạn nộp tờ khai thuế quý là khi nào?\"."
+)
+# Offered when nothing in the knowledge base comes close.
+DEFAULT_SUGGESTIONS = ("so_thanh_vien_toi_thieu", "von_gop_toi_da", "han_khai_thue_quy")
+
+
+class AnswerKind(enum.StrEnum):
+    """How a question was answered."""
+
+    ENTRY = "entry"  # a confident NLU intent mapped to its entry
+    SUGGESTED = "suggested"  # a lexical match, framed as "Có phải bạn hỏi về ...?"
+    CHITCHAT = "chitchat"
+    FALLBACK = "fallback"
+
+
+def format_date(value: Any) -> str:
+    """Formats a date the Vietnamese way (dd/mm/yyyy)."""
+    return f"{value.day:02d}/{value.month:02d}/{value.year}"
+
+
+def render_entry(entry: Entry) -> str:
+    """Renders an entry as plain text: title, answer, legal basis and last-checked date."""
+    basis = "; ".join(
+        b.document if b.article.strip() in ("", "-") else f"{b.document}, {b.article}"
+        for b in entry.basis
+    )
+    parts = [entry.title, "", entry.answer, "", f"📘 Căn cứ: {basis}"]
+    parts.append(f"🗓 Cập nhật: {format_date(entry.checked)}")
+    return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The service's verdict on one question, channel-neutral."""
+
+    question: str
+    kind: AnswerKind
+    text: str
+    intent: str | None = None
+    confidence: float | None = None
+    entry: Entry | None = None
+    suggestions: tuple[Entry, ...] = ()
+    nlu_available: bool = True
+    matched_by: str | None = None
+    latency_ms: float = 0.0
+    extra_buttons: tuple[Button, ...] = field(default=())
+
+    @property
+    def fallback(self) -> bool:
+        """True exactly when the bot could not answer from the knowledge base."""
+        return self.kind is AnswerKind.FALLBACK
+
+    def buttons(self) -> tuple[Button, ...]:
+        """The choices offered with the answer: related or suggested topics, then staff."""
+        topics = tuple(Button(e.title, f"faq:{e.id}") for e in self.suggestions)
+        if self.kind is AnswerKind.CHITCHAT:
+            return topics
+        return (*topics, *self.extra_buttons, LIENHE_BUTTON)
+
+    def to_replies(self) -> list[Reply]:
+        """The answer as channel-neutral replies."""
+        citations = tuple(Citation(b.document, b.article) for b in self.entry.basis) if (
+            self.entry is not None
+        ) else ()
+        return [Reply(self.text, self.buttons(), citations)]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON contract of ``coopbot ask --json``."""
+        return {
+            "text": self.question,
+            "intent": self.intent,
+            "confidence": None if self.confidence is None else round(self.confidence, 4),
+            "entry_id": self.entry.id if self.entry else None,
+            "answer": self.text,
+            "sources": [
+                {"document": b.document, "article": b.article}
+                for b in (self.entry.basis if self.entry else ())
+            ],
+            "fallback": self.fallback,
+            "kind": self.kind.value,
+            "matched_by": self.matched_by,
+            "suggestions": [e.id for e in self.suggestions],
+            "last_checked": format_date(self.entry.checked) if self.entry else None,
+        }
+
+
+class AnswerService:
+    """Answers questions from the knowledge base, with the NLU service when it is up."""
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        search: KnowledgeSearch,
+        nlu: NLUClient | None,
+        *,
+        threshold: float = 0.55,
+        search_min_score: float = 9.0,
+        search_min_coverage: float = 0.6,
+        review_log: ReviewLog | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        """Wires the service; ``nlu=None`` answers from lexical search only."""
+        self.kb = kb
+        self.search = search
+        self.nlu = nlu
+        self.threshold = threshold
+        self.search_min_score = search_min_score
+        self.search_min_coverage = search_min_coverage
+        self.review_log = review_log
+        self._rng = rng or random.Random()
+
+    async def answer(self, question: str, *, channel: str = "cli") -> Answer:
+        """Answers one question; never raises for odd text or an NLU outage."""
+        started = time.perf_counter()
+        answer = await self._answer(question, channel)
+        latency = (time.perf_counter() - started) * 1000
+        return Answer(**{**answer.__dict__, "latency_ms": latency})
+
+    async def _answer(self, question: str, channel: str) -> Answer:
+        text = clean_text(question)
+        if not any(ch.isalnum() for ch in text):
+            if text:
+                return await self._fallback(question, None, channel, reason="no_words")
+            return Answer(question, AnswerKind.CHITCHAT, EMPTY_TEXT, matched_by=None)
+
+        parse = await self._parse(text)
+        if parse is not None and parse.intent and parse.confidence >= self.threshold:
+            if parse.intent in CHITCHAT_INTENTS:
+                reply = self._rng.choice(self.kb.chitchat[parse.intent])
+                return Answer(
+                    question, AnswerKind.CHITCHAT, reply, parse.intent, parse.confidence,
+                    matched_by="nlu",
+                )  # fmt: skip
+            if parse.intent == OUT_OF_SCOPE_INTENT:
+                return await self._fallback(question, parse, channel, reason="out_of_scope")
+            entry = self.kb.get(parse.intent)
+            if entry is not None:
+                return self._entry_answer(question, entry, parse, AnswerKind.ENTRY, "nlu")
+            log.warning("NLU intent %r has no knowledge entry", parse.intent)
+
+        hits = self.search.search(text)
+        best = self._accepted_hit(hits, parse)
+        if best is not None:
+            return self._entry_answer(question, best.entry, parse, AnswerKind.SUGGESTED, "search")
+        reason = "nlu_unavailable" if parse is None else "low_confidence"
+        return await self._fallback(question, parse, channel, reason=reason, hits=hits)
+
+    async def _parse(self, text: str) -> ParseResult | None:
+        if self.nlu is None:
+            return None
+        try:
+            return await self.nlu.parse(text[:_NLU_MAX_CHARS])
+        except NLUError as exc:
+            log.warning("NLU unavailable, answering from search: %s", exc)
+            return None
+
+    def _accepted_hit(self, hits: Sequence[SearchHit], parse: ParseResult | None) -> SearchHit | None:
+        if not hits:
+            return None
+        best = hits[0]
+        if best.score < self.search_min_score or best.coverage < self.search_min_coverage:
+            return None
+        if parse is not None and parse.intent in (OUT_OF_SCOPE_INTENT, *CHITCHAT_INTENTS):
+            # The classifier leans away from the domain: accept the lexical match
+            # only if the classifier also ranks that entry among its top three.
+            top = {s.name for s in parse.ranking[:3]}
+            if best.entry.id not in top:
+                return None
+        return best
+
+    def _entry_answer(
+        self, question: str, entry: Entry, parse: ParseResult | None, kind: AnswerKind, by: str
+    ) -> Answer:
+        text = render_entry(entry)
+        if kind is AnswerKind.SUGGESTED:
+            text = f"Có phải bạn hỏi về «{entry.title}»?\n\n{text}"
+        related = tuple(e for r in entry.related if (e := self.kb.get(r)) is not None)
+        return Answer(
+            question,
+            kind,
+            text,
+            intent=parse.intent if parse else None,
+            confidence=parse.confidence if parse else None,
+            entry=entry,
+            suggestions=related,
+            nlu_available=parse is not None,
+            matched_by=by,
+        )
+
+    async def _fallback(
+        self,
+        question: str,
+        parse: ParseResult | None,
+        channel: str,
+        *,
+        reason: str,
+        hits: Sequence[SearchHit] = (),
+    ) -> Answer:
+        suggestions = self._suggestions(parse, hits)
+        if self.review_log is not None:
+            try:
+                await asyncio.to_thread(
+                    self.review_log.record,
+                    channel=channel,
+                    text=question,
+                    reason=reason,
+                    intent=parse.intent if parse else None,
+                    confidence=parse.confidence if parse else None,
+                )
+            except Exception:  # the member still gets an answer if the database fails
+                log.exception("could not store a question for review")
+        return Answer(
+            question,
+            AnswerKind.FALLBACK,
+            FALLBACK_TEXT,
+            intent=parse.intent if parse else None,
+            confidence=parse.confidence if parse else None,
+            suggestions=suggestions,
+            nlu_available=parse is not None,
+        )
+
+    def _suggestions(self, parse: ParseResult | None, hits: Sequence[SearchHit]) -> tuple[Entry, ...]:
+        ids: list[str] = []
+        if parse is not None and parse.intent != OUT_OF_SCOPE_INTENT:
+            ids += [s.name for s in parse.ranking[:3] if s.name in self.kb.entries]
+        ids += [h.entry.id for h in hits[:3]]
+        if not ids:
+            ids = list(DEFAULT_SUGGESTIONS)
+        unique = list(dict.fromkeys(i for i in ids if i in self.kb.entries))
+        return tuple(self.kb.entries[i] for i in unique[:3])

@@ -1,0 +1,275 @@
+"""The ``coopbot`` command line: ask, chat, and the NLU model's train/test/serve."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from bot.answers import Answer, AnswerService, render_entry
+from bot.nlu_client import NLUClient
+from bot.nlu_service import NLUService, ensure_nlu_service, pick_model
+from bot.settings import Settings, load_settings
+from bot.wiring import answer_service, configure_logging
+from nlu.build import (
+    TEST_DIR,
+    NLUBuildError,
+    current_model,
+    fingerprint,
+    load_examples,
+    train_model,
+)
+from nlu.evaluate import Prediction, Report, evaluate, split_by_spelling
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Trợ lý HTX")
+nlu_app = typer.Typer(no_args_is_help=True, help="Train, test and serve the NLU model.")
+app.add_typer(nlu_app, name="nlu")
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        typer.echo(f"error: invalid settings:\n{exc}", err=True)
+        raise typer.Exit(2) from exc
+    configure_logging(settings)
+    return settings
+
+
+def _render_terminal(answer: Answer) -> str:
+    lines = [answer.text]
+    buttons = answer.buttons()
+    if buttons:
+        lines.append("")
+        lines += [f"  [{i}] {b.label}" for i, b in enumerate(buttons, start=1)]
+    return "\n".join(lines)
+
+
+def _dump(answer: Answer) -> str:
+    return json.dumps(answer.to_json(), ensure_ascii=False)
+
+
+async def _ask(settings: Settings, questions: list[str], as_json: bool, use_nlu: bool) -> None:
+    async with answer_service(settings, use_nlu=use_nlu) as service:
+        for question in questions:
+            answer = await service.answer(question, channel="cli")
+            typer.echo(_dump(answer) if as_json else _render_terminal(answer))
+            if not as_json and len(questions) > 1:
+                typer.echo("-" * 40)
+
+
+@app.command()
+def ask(
+    question: Annotated[str | None, typer.Argument(help="The question, in Vietnamese.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    batch: Annotated[
+        Path | None, typer.Option("--batch", help="File with one question per line (UTF-8).")
+    ] = None,
+    no_nlu: Annotated[
+        bool, typer.Option("--no-nlu", help="Answer from lexical search only.")
+    ] = False,
+) -> None:
+    """Answer a question (or a file of questions) as a member would see it."""
+    settings = _settings()
+    if batch is not None:
+        try:
+            raw = batch.read_bytes().decode("utf-8", errors="replace")
+        except OSError as exc:
+            typer.echo(f"error: cannot read {batch}: {exc.strerror}", err=True)
+            raise typer.Exit(2) from exc
+        questions = [line.strip() for line in raw.splitlines() if line.strip()]
+    elif question is not None:
+        questions = [question]
+    else:
+        typer.echo("error: give a question or --batch FILE", err=True)
+        raise typer.Exit(2)
+    try:
+        asyncio.run(_ask(settings, questions, as_json, not no_nlu))
+    except NLUBuildError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+async def _chat(settings: Settings) -> None:
+    async with answer_service(settings) as service:
+        typer.echo("Trợ lý HTX — gõ câu hỏi; số để chọn gợi ý; /thoat để kết thúc.\n")
+        last: Answer | None = None
+        while True:
+            try:
+                line = await asyncio.to_thread(input, "Bạn: ")
+            except (EOFError, KeyboardInterrupt):
+                typer.echo("")
+                return
+            line = line.strip()
+            if line in ("/thoat", "/quit", "/exit"):
+                return
+            reply = _chat_turn(service, last, line)
+            if isinstance(reply, str):
+                typer.echo(f"\nTrợ lý: {reply}\n")
+                continue
+            last = await service.answer(line, channel="cli")
+            typer.echo(f"\nTrợ lý: {_render_terminal(last)}\n")
+
+
+def _chat_turn(service: AnswerService, last: Answer | None, line: str) -> str | None:
+    """Handles a number picking a button or a command; None means: answer ``line``."""
+    if line == "/lienhe":
+        return (
+            "Trên Telegram và Zalo, lệnh /lienhe chuyển câu hỏi của bạn tới cán bộ "
+            "Liên minh HTX. Trong cửa sổ dòng lệnh này chưa có cán bộ trực."
+        )
+    if last is None or not line.isdigit():
+        return None
+    buttons = last.buttons()
+    index = int(line) - 1
+    if not 0 <= index < len(buttons):
+        return f"Hãy chọn một số từ 1 đến {len(buttons)}."
+    payload = buttons[index].payload
+    if payload.startswith("faq:") and (entry := service.kb.get(payload[4:])):
+        return render_entry(entry)
+    return _chat_turn(service, None, "/lienhe")
+
+
+@app.command()
+def chat() -> None:
+    """Talk to the assistant in the terminal."""
+    settings = _settings()
+    try:
+        asyncio.run(_chat(settings))
+    except NLUBuildError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@nlu_app.command("train")
+def nlu_train(
+    if_stale: Annotated[
+        bool, typer.Option("--if-stale", help="Skip when a model of the current data exists.")
+    ] = False,
+    no_augment: Annotated[
+        bool, typer.Option("--no-augment", help="Train without diacritic-free copies.")
+    ] = False,
+    epochs: Annotated[int | None, typer.Option(help="Override the DIET epochs.")] = None,
+) -> None:
+    """Train the NLU model from nlu/data/train (and config.yml)."""
+    settings = _settings()
+    if if_stale and not no_augment and epochs is None:
+        existing = current_model(settings.model_dir)
+        if existing is not None:
+            typer.echo(f"model is current: {existing}")
+            return
+    typer.echo(f"training NLU model {fingerprint(augment=not no_augment)} ...")
+    try:
+        result = train_model(
+            settings.model_dir,
+            settings.nlu_venv,
+            augment=not no_augment,
+            epochs=epochs,
+            name=None if epochs is None and not no_augment else f"nlu-exp-{int(time.time())}",
+            echo=lambda line: typer.echo(f"  {line}"),
+        )
+    except NLUBuildError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"trained {result.model} on {result.examples} examples in {result.seconds:.1f} s")
+
+
+def _print_report(title: str, report: Report) -> None:
+    typer.echo(
+        f"{title:<11} n={report.count:<4} accuracy={report.accuracy:.1%}  "
+        f"macro-F1={report.macro_f1:.3f}"
+    )
+
+
+async def predict_split(url: str, directory: Path = TEST_DIR) -> list[Prediction]:
+    """Parses every held-out question through the NLU service at ``url``."""
+    predictions = []
+    async with NLUClient(url, timeout=10.0) as client:
+        for intent, questions in load_examples(directory).items():
+            for text in questions:
+                result = await client.parse(text)
+                predictions.append(Prediction(text, intent, result.intent, result.confidence))
+    return predictions
+
+
+@nlu_app.command("test")
+def nlu_test(
+    model: Annotated[Path | None, typer.Option(help="Model file (default: current).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Evaluate the model on the held-out split: accuracy, macro-F1, confused pairs."""
+    settings = _settings()
+
+    async def run() -> list[Prediction]:
+        if model is not None:
+            service = NLUService(settings, model)
+            service.start()
+            try:
+                await service.wait_ready()
+                return await predict_split(service.url)
+            finally:
+                service.stop()
+        async with ensure_nlu_service(settings) as url:
+            return await predict_split(url)
+
+    try:
+        predictions = asyncio.run(run())
+    except NLUBuildError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    accented, unaccented = split_by_spelling(predictions)
+    reports = {
+        "all": evaluate(predictions),
+        "accented": evaluate(accented),
+        "unaccented": evaluate(unaccented),
+    }
+    if as_json:
+        typer.echo(json.dumps({
+            k: {"n": r.count, "accuracy": r.accuracy, "macro_f1": r.macro_f1,
+                "confused": [list(c) for c in r.confused]}
+            for k, r in reports.items()
+        }, ensure_ascii=False))  # fmt: skip
+        return
+    for name, report in reports.items():
+        _print_report(name, report)
+    typer.echo("\nmost confused (expected -> predicted: count):")
+    for expected, predicted, count in reports["all"].confused:
+        typer.echo(f"  {expected} -> {predicted}: {count}")
+
+
+@nlu_app.command("serve")
+def nlu_serve(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5005,
+    model: Annotated[Path | None, typer.Option(help="Model file (default: current).")] = None,
+) -> None:
+    """Run the NLU service in the foreground (Rasa's HTTP API on 127.0.0.1)."""
+    settings = _settings()
+    try:
+        service = NLUService(settings, model or pick_model(settings.model_dir), port=port)
+        command = service.command()
+    except NLUBuildError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    from nlu.build import PROJECT_ROOT, nlu_env
+
+    typer.echo(f"serving {service.model.name} on {service.url}", err=True)
+    os.chdir(PROJECT_ROOT)
+    os.execve(command[0], command, nlu_env())
+
+
+def main() -> None:
+    """Entry point of the ``coopbot`` console script."""
+    app(prog_name="coopbot")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Channel-neutral replies: what the core says, before any channel renders it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Button", "Citation", "Reply"]
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """A choice offered to the member; ``payload`` is what choosing it sends back.
+
+    Payloads: ``faq:<entry_id>`` opens an entry, ``cmd:<name>`` runs a command
+    (``cmd:lienhe`` hands over to staff).
+    """
+
+    label: str
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """The legal basis shown under an answer."""
+
+    document: str
+    article: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One message to the member: plain text (channels escape it), buttons, citations."""
+
+    text: str
+    buttons: tuple[Button, ...] = ()
+    citations: tuple[Citation, ...] = ()

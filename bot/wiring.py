@@ -1,0 +1,63 @@
+"""The one place where the answer service and its parts are built and closed."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from bot.answers import AnswerService
+from bot.db import create_db_engine, init_db
+from bot.nlu_client import NLUClient
+from bot.nlu_service import ensure_nlu_service
+from bot.review import ReviewLog
+from bot.settings import Settings
+from knowledge.base import load_knowledge_base
+from knowledge.search import KnowledgeSearch
+from nlu.build import TRAIN_DIR, load_examples
+
+__all__ = ["answer_service", "configure_logging"]
+
+
+def configure_logging(settings: Settings) -> None:
+    """Logs to stderr at LOG_LEVEL; httpx stays at WARNING (its INFO lines carry URLs)."""
+    logging.basicConfig(
+        level=settings.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+@asynccontextmanager
+async def answer_service(settings: Settings, *, use_nlu: bool = True) -> AsyncIterator[AnswerService]:
+    """Builds the answer service (starting the NLU service if needed) and closes it after use."""
+    kb = load_knowledge_base()
+    search = KnowledgeSearch(kb, load_examples(TRAIN_DIR))
+    engine = create_db_engine(settings.database_url)
+    init_db(engine)
+
+    def build(nlu: NLUClient | None) -> AnswerService:
+        return AnswerService(
+            kb,
+            search,
+            nlu,
+            threshold=settings.nlu_confidence_threshold,
+            search_min_score=settings.search_min_score,
+            search_min_coverage=settings.search_min_coverage,
+            review_log=ReviewLog(engine),
+        )
+
+    try:
+        if not use_nlu:
+            yield build(None)
+            return
+        async with (
+            ensure_nlu_service(settings) as url,
+            NLUClient(url, timeout=settings.nlu_timeout) as nlu,
+        ):
+            yield build(nlu)
+    finally:
+        engine.dispose()

@@ -1,0 +1,105 @@
+"""Lexical search over the knowledge base: BM25 on underthesea tokens, diacritic-insensitive.
+
+Used when the NLU service is unsure or unreachable. Each entry is indexed as
+its title (weighted), its answer and the training questions of its intent, all
+reduced to diacritic-free syllables and syllable bigrams, so that "thành viên",
+"thanh vien" and "tv" (expanded) meet.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from knowledge.base import Entry, KnowledgeBase
+from nlu.segmenter import segment
+
+__all__ = ["STOPWORDS", "KnowledgeSearch", "SearchHit", "search_terms"]
+
+# Function words that carry no topic; the question frame ("cho em hỏi ... là
+# gì ạ") would otherwise dominate short queries.
+STOPWORDS: frozenset[str] = frozenset(
+    """a ah ak a_a ban cac cai cho chi co cua da dang day de den di do duoc em gi ha hay
+    hoi khi khong la lam ma minh moi nao nay neu nhe nhi nhu nhung o oi roi sao se tai the
+    thi toi tu va vay ve voi vi vo xin u uh nha nhe_a anh chu a_oi vang da_a """.split()
+)
+_TITLE_WEIGHT = 3
+
+
+def search_terms(text: str) -> list[str]:
+    """Returns the search terms of ``text``: diacritic-free syllables and their bigrams."""
+    syllables: list[str] = []
+    for seg in segment(text):
+        for syllable in seg.lemma.split("_"):
+            if syllable and any(ch.isalnum() for ch in syllable) and syllable not in STOPWORDS:
+                syllables.append(syllable)
+    bigrams = [f"{a}_{b}" for a, b in zip(syllables, syllables[1:], strict=False)]
+    return syllables + bigrams
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One search result: the entry, its BM25 score and the share of query terms it matched."""
+
+    entry: Entry
+    score: float
+    coverage: float
+
+
+class KnowledgeSearch:
+    """An in-memory BM25 (Okapi) index over the knowledge-base entries."""
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        examples: Mapping[str, Sequence[str]] | None = None,
+        *,
+        k1: float = 1.2,
+        b: float = 0.75,
+    ) -> None:
+        """Indexes every entry of ``kb`` with the training ``examples`` of its intent."""
+        self._k1 = k1
+        self._b = b
+        self._entries: list[Entry] = list(kb)
+        self._docs: list[Counter[str]] = []
+        for entry in self._entries:
+            terms: list[str] = search_terms(entry.title) * _TITLE_WEIGHT
+            terms += search_terms(entry.answer)
+            for example in (examples or {}).get(entry.id, ()):
+                terms += search_terms(example)
+            self._docs.append(Counter(terms))
+        self._lengths = [sum(doc.values()) for doc in self._docs]
+        self._avg_len = sum(self._lengths) / max(len(self._lengths), 1)
+        df: Counter[str] = Counter()
+        for doc in self._docs:
+            df.update(doc.keys())
+        n = len(self._docs)
+        self._idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
+
+    def _score(self, index: int, terms: Iterable[str]) -> float:
+        doc = self._docs[index]
+        norm = self._k1 * (1 - self._b + self._b * self._lengths[index] / self._avg_len)
+        score = 0.0
+        for term in terms:
+            tf = doc.get(term, 0)
+            if tf:
+                score += self._idf[term] * tf * (self._k1 + 1) / (tf + norm)
+        return score
+
+    def search(self, text: str, limit: int = 5) -> list[SearchHit]:
+        """Returns the best ``limit`` entries for ``text``, best first (none for no match)."""
+        terms = list(dict.fromkeys(search_terms(text)))
+        known = [t for t in terms if t in self._idf]
+        if not known:
+            return []
+        weight_all = sum(self._idf.get(t, max(self._idf.values())) for t in terms)
+        hits: list[SearchHit] = []
+        for index, entry in enumerate(self._entries):
+            score = self._score(index, known)
+            if score > 0:
+                matched = sum(self._idf[t] for t in known if t in self._docs[index])
+                hits.append(SearchHit(entry, score, matched / weight_all))
+        hits.sort(key=lambda h: h.score, reverse=True)
+        return hits[:limit]

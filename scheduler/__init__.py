@@ -1,0 +1,1 @@
+"""Deadline rules, training sessions and reminder jobs (filled in by the reminders issue)."""
