@@ -80,7 +80,7 @@ def augmented_examples(examples: dict[str, list[str]]) -> dict[str, list[str]]:
     differently, so the model should see both spellings of each question.
     """
     extra: dict[str, list[str]] = {}
-    seen = {strip_diacritics(e) for items in examples.values() for e in items}
+    seen = {e.lower() for items in examples.values() for e in items}
     for intent, items in examples.items():
         for example in items:
             plain = strip_diacritics(example)

@@ -1,0 +1,99 @@
+"""The NLU client's parsing and its error hierarchy (unit tests with an injected transport)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from bot.nlu_client import NLUClient, NLUResponseError, NLUTimeout, NLUUnavailable
+from bot.nlu_service import free_port
+
+PARSE = {
+    "text": "htx",
+    "intent": {"name": "htx_la_gi", "confidence": 0.91},
+    "intent_ranking": [
+        {"name": "htx_la_gi", "confidence": 0.91},
+        {"name": "to_hop_tac", "confidence": 0.05},
+    ],
+}
+
+
+def _client(handler) -> NLUClient:
+    return NLUClient("http://nlu.test", transport=httpx.MockTransport(handler))
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+def test_parse_reads_intent_and_ranking():
+    seen = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen["path"] = request.url.path
+        seen["body"] = request.content
+        return httpx.Response(200, json=PARSE)
+
+    async def go():
+        async with _client(handler) as client:
+            return await client.parse("htx là gì")
+
+    result = _run(go())
+    assert seen["path"] == "/model/parse"
+    assert "htx" in seen["body"].decode()
+    assert result.intent == "htx_la_gi"
+    assert result.confidence == pytest.approx(0.91)
+    assert [s.name for s in result.ranking] == ["htx_la_gi", "to_hop_tac"]
+
+
+@pytest.mark.parametrize(
+    ("response", "error"),
+    [
+        (httpx.Response(500, text="boom"), NLUResponseError),
+        (httpx.Response(400, json={"error": "x"}), NLUResponseError),
+        (httpx.Response(409, json={"error": "no model"}), NLUUnavailable),
+        (httpx.Response(503), NLUUnavailable),
+        (httpx.Response(200, text="not json"), NLUResponseError),
+        (httpx.Response(200, json=["a list"]), NLUResponseError),
+        (httpx.Response(200, json={"intent": {"name": "x", "confidence": "high"}}), NLUResponseError),
+    ],
+)
+def test_error_statuses_and_bodies_are_mapped(response, error):
+    async def go():
+        async with _client(lambda _r: response) as client:
+            await client.parse("x")
+
+    with pytest.raises(error):
+        _run(go())
+
+
+def test_timeout_is_mapped():
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    async def go():
+        async with _client(handler) as client:
+            await client.parse("x")
+
+    with pytest.raises(NLUTimeout):
+        _run(go())
+
+
+def test_refused_connection_is_unavailable():
+    async def go():
+        async with NLUClient(f"http://127.0.0.1:{free_port()}", timeout=1.0) as client:
+            assert not await client.is_ready()
+            await client.parse("x")
+
+    with pytest.raises(NLUUnavailable):
+        _run(go())
+
+
+def test_status_without_model_is_unavailable():
+    async def go():
+        async with _client(lambda _r: httpx.Response(200, json={"model_file": None})) as c:
+            return await c.is_ready()
+
+    assert _run(go()) is False
