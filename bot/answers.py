@@ -128,6 +128,7 @@ class Answer:
             "matched_by": self.matched_by,
             "suggestions": [e.id for e in self.suggestions],
             "last_checked": format_date(self.entry.checked) if self.entry else None,
+            "latency_ms": round(self.latency_ms, 2),
         }
 
 

@@ -86,7 +86,8 @@ def ask(
         except OSError as exc:
             typer.echo(f"error: cannot read {batch}: {exc.strerror}", err=True)
             raise typer.Exit(2) from exc
-        questions = [line.strip() for line in raw.splitlines() if line.strip()]
+        # One answer per line, blank lines included, so output line N answers input line N.
+        questions = raw.removeprefix("\ufeff").splitlines()
     elif question is not None:
         questions = [question]
     else:
@@ -205,6 +206,9 @@ async def predict_split(url: str, directory: Path = TEST_DIR) -> list[Prediction
 def nlu_test(
     model: Annotated[Path | None, typer.Option(help="Model file (default: current).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    show_errors: Annotated[
+        bool, typer.Option("--errors", help="List every misclassified question.")
+    ] = False,
 ) -> None:
     """Evaluate the model on the held-out split: accuracy, macro-F1, confused pairs."""
     settings = _settings()
@@ -244,6 +248,10 @@ def nlu_test(
     typer.echo("\nmost confused (expected -> predicted: count):")
     for expected, predicted, count in reports["all"].confused:
         typer.echo(f"  {expected} -> {predicted}: {count}")
+    if show_errors:
+        typer.echo("\nmisclassified (expected -> predicted, confidence):")
+        for p in reports["all"].errors:
+            typer.echo(f"  {p.expected} -> {p.predicted} ({p.confidence:.2f}): {p.text}")
 
 
 @nlu_app.command("serve")

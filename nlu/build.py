@@ -154,6 +154,8 @@ def nlu_env() -> dict[str, str]:
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("PYTHONWARNINGS", "ignore")
     env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+    # Rasa caches trained components; keep its cache out of the source tree.
+    env.setdefault("RASA_CACHE_DIRECTORY", str(PROJECT_ROOT / "var" / "rasa-cache"))
     return env
 
 
@@ -176,6 +178,7 @@ def train_model(
     epochs: int | None = None,
     name: str | None = None,
     echo: Callable[[str], None] | None = None,
+    cache_dir: Path | None = None,
 ) -> TrainResult:
     """Trains an NLU model with Rasa and returns its path; raises NLUBuildError on failure."""
     rasa = rasa_executable(nlu_venv)
@@ -192,11 +195,14 @@ def train_model(
             "--out", str(model_dir),
             "--fixed-model-name", name,
         ]  # fmt: skip
+        env = nlu_env()
+        if cache_dir is not None:
+            env["RASA_CACHE_DIRECTORY"] = str(cache_dir)
         started = time.monotonic()
         process = subprocess.Popen(
             command,
             cwd=PROJECT_ROOT,
-            env=nlu_env(),
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -1,0 +1,118 @@
+"""NLU benchmark: prints accuracy, fallback rate, latency, training time and service memory.
+
+Run with `make bench-nlu`. Steps:
+1. train a fresh model from the current data (timed) into a temporary folder;
+2. serve it with `rasa run` and measure the service's resident memory;
+3. classify the held-out split: accuracy and macro-F1, accented and unaccented apart;
+4. answer the held-out split through `coopbot ask --json --batch` (one process, one
+   connection): out-of-scope fallback rate, answer accuracy, per-question latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from bot.cli import predict_split
+from bot.nlu_service import NLUService
+from bot.settings import PROJECT_ROOT, load_settings
+from knowledge.base import CHITCHAT_INTENTS, OUT_OF_SCOPE_INTENT
+from nlu.build import TEST_DIR, load_examples, train_model
+from nlu.evaluate import evaluate, split_by_spelling
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def rss_mb(pid: int) -> float:
+    process = psutil.Process(pid)
+    total = process.memory_info().rss
+    for child in process.children(recursive=True):
+        total += child.memory_info().rss
+    return total / 2**20
+
+
+def main() -> None:
+    settings = load_settings()
+    with tempfile.TemporaryDirectory() as tmp:
+        print("training a fresh model ...", flush=True)
+        # A cold cache, so that the time is a full training run.
+        trained = train_model(
+            Path(tmp), settings.nlu_venv, name="bench", cache_dir=Path(tmp) / "cache"
+        )
+        service = NLUService(settings, trained.model)
+        service.start()
+        try:
+            asyncio.run(service.wait_ready())
+            predictions = asyncio.run(predict_split(service.url))
+            assert service.process is not None
+            memory = rss_mb(service.process.pid)
+
+            tests = load_examples(TEST_DIR)
+            questions = [(q, intent) for intent, items in tests.items() for q in items]
+            batch = Path(tmp) / "questions.txt"
+            batch.write_text("\n".join(q for q, _ in questions) + "\n", encoding="utf-8")
+            env = {
+                **os.environ,
+                "NLU_URL": service.url,
+                "DATABASE_URL": f"sqlite:///{Path(tmp) / 'bench.db'}",
+                "LOG_LEVEL": "WARNING",
+            }
+            started = time.monotonic()
+            output = subprocess.run(
+                [str(PROJECT_ROOT / ".venv" / "bin" / "coopbot"), "ask", "--json", "--batch",
+                 str(batch)],
+                env=env, capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            batch_seconds = time.monotonic() - started
+            # A warm-up question is not part of the held-out set: drop nothing, but
+            # report the first answer's latency apart (connection set-up).
+        finally:
+            service.stop()
+
+    rows = [json.loads(line) for line in output.splitlines()]
+    assert len(rows) == len(questions)
+    latencies = [r["latency_ms"] for r in rows]
+    oos = [r for r, (_, intent) in zip(rows, questions, strict=True) if intent == OUT_OF_SCOPE_INTENT]
+    law = [
+        (r, intent)
+        for r, (_, intent) in zip(rows, questions, strict=True)
+        if intent not in (OUT_OF_SCOPE_INTENT, *CHITCHAT_INTENTS)
+    ]
+    accented, unaccented = split_by_spelling(predictions)
+    overall, acc, unacc = evaluate(predictions), evaluate(accented), evaluate(unaccented)
+
+    print()
+    print(f"held-out questions            {overall.count} ({acc.count} accented, {unacc.count} unaccented)")
+    print(f"intent accuracy, all          {overall.accuracy:.1%}   macro-F1 {overall.macro_f1:.3f}")
+    print(f"intent accuracy, accented     {acc.accuracy:.1%}   macro-F1 {acc.macro_f1:.3f}")
+    print(f"intent accuracy, unaccented   {unacc.accuracy:.1%}   macro-F1 {unacc.macro_f1:.3f}")
+    print(f"out-of-scope -> fallback      {sum(r['fallback'] for r in oos) / len(oos):.1%} ({len(oos)} questions)")
+    right = sum(r["entry_id"] == intent for r, intent in law)
+    wrong = sum(r["entry_id"] not in (None, intent) for r, intent in law)
+    print(f"law questions: right entry    {right / len(law):.1%}; wrong entry {wrong / len(law):.1%}; "
+          f"fallback {1 - (right + wrong) / len(law):.1%}")
+    print(f"answer latency (in process)   p50 {statistics.median(latencies):.1f} ms   "
+          f"p99 {percentile(latencies, 99):.1f} ms   max {max(latencies):.1f} ms")
+    print(f"ask --batch wall time         {batch_seconds:.1f} s for {len(rows)} questions "
+          "(includes process start and index build)")
+    print(f"NLU training time             {trained.seconds:.1f} s ({trained.examples} examples, "
+          f"{os.cpu_count()} cores)")
+    print(f"NLU service memory (RSS)      {memory:.0f} MB")
+    print("most confused:", ", ".join(f"{a}->{b} ({n})" for a, b, n in overall.confused[:5]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The `coopbot ask` command line: its JSON contract, batch mode and self-started NLU service."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.nlu_service import free_port
+
+COOPBOT = Path(sys.executable).parent / "coopbot"
+KEYS = {"text", "intent", "confidence", "entry_id", "answer", "sources", "fallback"}
+
+
+def run_cli(args: list[str], nlu_url: str, tmp_path: Path, timeout: float = 120):
+    env = {
+        **os.environ,
+        "NLU_URL": nlu_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "LOG_LEVEL": "WARNING",
+    }
+    return subprocess.run(
+        [str(COOPBOT), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=timeout,
+        cwd=tmp_path,  # no .env of the developer's is read
+        check=False,
+    )
+
+
+def test_ask_json_contract_for_a_law_question(nlu_url, tmp_path):
+    result = run_cli(["ask", "--json", "htx can toi thieu bao nhieu thanh vien"], nlu_url, tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1
+    data = json.loads(lines[0])
+    assert KEYS <= data.keys()
+    assert data["text"] == "htx can toi thieu bao nhieu thanh vien"
+    assert data["entry_id"] == "so_thanh_vien_toi_thieu"
+    assert data["intent"] == "so_thanh_vien_toi_thieu"
+    assert isinstance(data["confidence"], float) and 0 < data["confidence"] <= 1
+    assert data["fallback"] is False
+    assert data["sources"] and {"document", "article"} == set(data["sources"][0])
+    assert "Luật Hợp tác xã 2023" in data["sources"][0]["document"]
+    assert "Căn cứ" in data["answer"]
+
+
+def test_ask_json_chitchat_and_fallback(nlu_url, tmp_path):
+    hello = json.loads(run_cli(["ask", "--json", "xin chào"], nlu_url, tmp_path).stdout)
+    assert hello["fallback"] is False and hello["entry_id"] is None and hello["sources"] == []
+    weather = json.loads(
+        run_cli(["ask", "--json", "ngày mai trời có mưa không"], nlu_url, tmp_path).stdout
+    )
+    assert weather["fallback"] is True and weather["entry_id"] is None
+
+
+def test_ask_batch_answers_each_line_in_order(nlu_url, tmp_path):
+    questions = [
+        "Hạn nộp tờ khai thuế tháng là ngày nào?",
+        "",
+        "xin chao",
+        "vốn góp tối đa của một thành viên",
+        "bóng đá tối nay",
+    ]
+    batch = tmp_path / "questions.txt"
+    batch.write_text("\n".join(questions) + "\n", encoding="utf-8")
+    result = run_cli(["ask", "--json", "--batch", str(batch)], nlu_url, tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["text"] for r in rows] == questions
+    assert rows[0]["entry_id"] == "han_khai_thue_thang"
+    assert rows[3]["entry_id"] == "von_gop_toi_da"
+    assert rows[4]["fallback"] is True
+    assert all(KEYS <= r.keys() for r in rows)
+
+
+def test_ask_plain_text_shows_basis_and_options(nlu_url, tmp_path):
+    result = run_cli(["ask", "Đại hội thành viên thường niên phải họp khi nào?"], nlu_url, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "04 tháng" in result.stdout
+    assert "Căn cứ:" in result.stdout and "[1]" in result.stdout
+
+
+def test_ask_without_question_is_a_usage_error(nlu_url, tmp_path):
+    result = run_cli(["ask"], nlu_url, tmp_path)
+    assert result.returncode == 2
+    assert "give a question" in result.stderr
+
+
+def test_ask_starts_its_own_nlu_service_when_none_answers(tmp_path):
+    closed = f"http://127.0.0.1:{free_port()}"
+    result = run_cli(["ask", "--json", "htx là gì"], closed, tmp_path, timeout=240)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["intent"] is not None  # the classifier answered, not only the search
+    assert data["entry_id"] == "htx_la_gi"
+
+
+@pytest.mark.parametrize("bad", ["NLU_CONFIDENCE_THRESHOLD=2", "LOG_LEVEL=LOUD", "DATABASE_URL=mysql://x"])
+def test_invalid_settings_fail_clearly(tmp_path, bad):
+    key, value = bad.split("=", 1)
+    env = {**os.environ, key: value}
+    result = subprocess.run(
+        [str(COOPBOT), "ask", "--no-nlu", "htx"],
+        env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "invalid settings" in result.stderr and key.lower() in result.stderr.lower()
