@@ -85,7 +85,9 @@ def main() -> None:
     rows = [json.loads(line) for line in output.splitlines()]
     assert len(rows) == len(questions)
     latencies = [r["latency_ms"] for r in rows]
-    oos = [r for r, (_, intent) in zip(rows, questions, strict=True) if intent == OUT_OF_SCOPE_INTENT]
+    oos = [
+        r for r, (_, intent) in zip(rows, questions, strict=True) if intent == OUT_OF_SCOPE_INTENT
+    ]
     law = [
         (r, intent)
         for r, (_, intent) in zip(rows, questions, strict=True)
@@ -95,21 +97,31 @@ def main() -> None:
     overall, acc, unacc = evaluate(predictions), evaluate(accented), evaluate(unaccented)
 
     print()
-    print(f"held-out questions            {overall.count} ({acc.count} accented, {unacc.count} unaccented)")
+    print(f"held-out questions            {overall.count} ", end="")
+    print(f"({acc.count} accented, {unacc.count} unaccented)")
     print(f"intent accuracy, all          {overall.accuracy:.1%}   macro-F1 {overall.macro_f1:.3f}")
     print(f"intent accuracy, accented     {acc.accuracy:.1%}   macro-F1 {acc.macro_f1:.3f}")
     print(f"intent accuracy, unaccented   {unacc.accuracy:.1%}   macro-F1 {unacc.macro_f1:.3f}")
-    print(f"out-of-scope -> fallback      {sum(r['fallback'] for r in oos) / len(oos):.1%} ({len(oos)} questions)")
+    oos_rate = sum(r["fallback"] for r in oos) / len(oos)
+    print(f"out-of-scope -> fallback      {oos_rate:.1%} ({len(oos)} questions)")
     right = sum(r["entry_id"] == intent for r, intent in law)
     wrong = sum(r["entry_id"] not in (None, intent) for r, intent in law)
-    print(f"law questions: right entry    {right / len(law):.1%}; wrong entry {wrong / len(law):.1%}; "
-          f"fallback {1 - (right + wrong) / len(law):.1%}")
-    print(f"answer latency (in process)   p50 {statistics.median(latencies):.1f} ms   "
-          f"p99 {percentile(latencies, 99):.1f} ms   max {max(latencies):.1f} ms")
-    print(f"ask --batch wall time         {batch_seconds:.1f} s for {len(rows)} questions "
-          "(includes process start and index build)")
-    print(f"NLU training time             {trained.seconds:.1f} s ({trained.examples} examples, "
-          f"{os.cpu_count()} cores)")
+    print(
+        f"law questions: right entry    {right / len(law):.1%}; "
+        f"wrong entry {wrong / len(law):.1%}; fallback {1 - (right + wrong) / len(law):.1%}"
+    )
+    print(
+        f"answer latency (in process)   p50 {statistics.median(latencies):.1f} ms   "
+        f"p99 {percentile(latencies, 99):.1f} ms   max {max(latencies):.1f} ms"
+    )
+    print(
+        f"ask --batch wall time         {batch_seconds:.1f} s for {len(rows)} questions "
+        "(includes process start and index build)"
+    )
+    print(
+        f"NLU training time             {trained.seconds:.1f} s ({trained.examples} examples, "
+        f"{os.cpu_count()} cores)"
+    )
     print(f"NLU service memory (RSS)      {memory:.0f} MB")
     print("most confused:", ", ".join(f"{a}->{b} ({n})" for a, b, n in overall.confused[:5]))
 

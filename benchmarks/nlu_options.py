@@ -40,15 +40,23 @@ def variant(name: str) -> tuple[dict[str, Any], bool]:
         tokenizer["strip_diacritics"] = False
         tokenizer["expand_abbreviations"] = False
     if "nochar" in name:
-        config["pipeline"] = [
-            c for c in config["pipeline"] if c.get("analyzer") != "char_wb"
-        ]
+        config["pipeline"] = [c for c in config["pipeline"] if c.get("analyzer") != "char_wb"]
+    classifiers = ("DIETClassifier", "LogisticRegressionClassifier")
+    if "logreg" in name or "diet" in name:
+        config["pipeline"] = [c for c in config["pipeline"] if c["name"] not in classifiers]
     if "logreg" in name:
-        config["pipeline"] = [c for c in config["pipeline"] if c["name"] != "DIETClassifier"]
         config["pipeline"].append({"name": "LogisticRegressionClassifier", "max_iter": 300})
+    if "diet" in name:
+        config["pipeline"].append(
+            {"name": "DIETClassifier", "epochs": 80, "number_of_transformer_layers": 0,
+             "entity_recognition": False, "constrain_similarities": True, "random_seed": 42}
+        )  # fmt: skip
     for part in name.split("-"):
         if part.startswith("ep"):
             _component(config, "DIETClassifier")["epochs"] = int(part[2:])
+        if part.startswith("char") and part[4:].isdigit():  # e.g. char24: n-grams 2 to 4
+            char = next(c for c in config["pipeline"] if c.get("analyzer") == "char_wb")
+            char["min_ngram"], char["max_ngram"] = int(part[4]), int(part[5])
     return copy.deepcopy(config), augment
 
 
@@ -86,4 +94,4 @@ def main(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["base-noaug", "base", "plainseg", "nochar", "accents-noaug", "logreg"])
+    main(sys.argv[1:] or ["base", "noaug", "plainseg", "nochar", "accents-noaug", "diet"])

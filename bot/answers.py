@@ -1,4 +1,4 @@
-"""The answer service: from a member's question to a cited answer, a suggestion or an honest fallback.
+"""The answer service: a member's question in; a cited answer, a suggestion or a fallback out.
 
 Order of decisions (ARCHITECTURE.md "Answering a question"):
 
@@ -44,8 +44,8 @@ FALLBACK_TEXT = (
     "Liên minh HTX trả lời trực tiếp."
 )
 EMPTY_TEXT = (
-    "Bạn hãy gõ câu hỏi về hợp tác xã, ví dụ: \"HTX cần bao nhiêu thành viên?\" "
-    "hoặc \"hạn nộp tờ khai thuế quý là khi nào?\"."
+    'Bạn hãy gõ câu hỏi về hợp tác xã, ví dụ: "HTX cần bao nhiêu thành viên?" '
+    'hoặc "hạn nộp tờ khai thuế quý là khi nào?".'
 )
 # Offered when nothing in the knowledge base comes close.
 DEFAULT_SUGGESTIONS = ("so_thanh_vien_toi_thieu", "von_gop_toi_da", "han_khai_thue_quy")
@@ -106,9 +106,11 @@ class Answer:
 
     def to_replies(self) -> list[Reply]:
         """The answer as channel-neutral replies."""
-        citations = tuple(Citation(b.document, b.article) for b in self.entry.basis) if (
-            self.entry is not None
-        ) else ()
+        citations = (
+            tuple(Citation(b.document, b.article) for b in self.entry.basis)
+            if (self.entry is not None)
+            else ()
+        )
         return [Reply(self.text, self.buttons(), citations)]
 
     def to_json(self) -> dict[str, Any]:
@@ -202,7 +204,9 @@ class AnswerService:
             log.warning("NLU unavailable, answering from search: %s", exc)
             return None
 
-    def _accepted_hit(self, hits: Sequence[SearchHit], parse: ParseResult | None) -> SearchHit | None:
+    def _accepted_hit(
+        self, hits: Sequence[SearchHit], parse: ParseResult | None
+    ) -> SearchHit | None:
         if not hits:
             return None
         best = hits[0]
@@ -267,7 +271,9 @@ class AnswerService:
             nlu_available=parse is not None,
         )
 
-    def _suggestions(self, parse: ParseResult | None, hits: Sequence[SearchHit]) -> tuple[Entry, ...]:
+    def _suggestions(
+        self, parse: ParseResult | None, hits: Sequence[SearchHit]
+    ) -> tuple[Entry, ...]:
         ids: list[str] = []
         if parse is not None and parse.intent != OUT_OF_SCOPE_INTENT:
             ids += [s.name for s in parse.ranking[:3] if s.name in self.kb.entries]

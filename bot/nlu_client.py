@@ -86,9 +86,7 @@ def _parse_body(body: Any) -> ParseResult:
     intent = body.get("intent") or {}
     ranking_raw = body.get("intent_ranking") or []
     try:
-        ranking = tuple(
-            IntentScore(str(r["name"]), float(r["confidence"])) for r in ranking_raw
-        )
+        ranking = tuple(IntentScore(str(r["name"]), float(r["confidence"])) for r in ranking_raw)
         name = intent.get("name")
         confidence = float(intent.get("confidence") or 0.0)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

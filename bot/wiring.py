@@ -32,7 +32,9 @@ def configure_logging(settings: Settings) -> None:
 
 
 @asynccontextmanager
-async def answer_service(settings: Settings, *, use_nlu: bool = True) -> AsyncIterator[AnswerService]:
+async def answer_service(
+    settings: Settings, *, use_nlu: bool = True
+) -> AsyncIterator[AnswerService]:
     """Builds the answer service (starting the NLU service if needed) and closes it after use."""
     kb = load_knowledge_base()
     search = KnowledgeSearch(kb, load_examples(TRAIN_DIR))

@@ -8,6 +8,7 @@ reduced to diacritic-free syllables and syllable bigrams, so that "thành viên"
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,9 +22,72 @@ __all__ = ["STOPWORDS", "KnowledgeSearch", "SearchHit", "search_terms"]
 # Function words that carry no topic; the question frame ("cho em hỏi ... là
 # gì ạ") would otherwise dominate short queries.
 STOPWORDS: frozenset[str] = frozenset(
-    """a ah ak a_a ban cac cai cho chi co cua da dang day de den di do duoc em gi ha hay
-    hoi khi khong la lam ma minh moi nao nay neu nhe nhi nhu nhung o oi roi sao se tai the
-    thi toi tu va vay ve voi vi vo xin u uh nha nhe_a anh chu a_oi vang da_a """.split()
+    [
+        "a",
+        "ah",
+        "ak",
+        "a_a",
+        "ban",
+        "cac",
+        "cai",
+        "cho",
+        "chi",
+        "co",
+        "cua",
+        "da",
+        "dang",
+        "day",
+        "de",
+        "den",
+        "di",
+        "do",
+        "duoc",
+        "em",
+        "gi",
+        "ha",
+        "hay",
+        "hoi",
+        "khi",
+        "khong",
+        "la",
+        "lam",
+        "ma",
+        "minh",
+        "moi",
+        "nao",
+        "nay",
+        "neu",
+        "nhe",
+        "nhi",
+        "nhu",
+        "nhung",
+        "o",
+        "oi",
+        "roi",
+        "sao",
+        "se",
+        "tai",
+        "the",
+        "thi",
+        "toi",
+        "tu",
+        "va",
+        "vay",
+        "ve",
+        "voi",
+        "vi",
+        "vo",
+        "xin",
+        "u",
+        "uh",
+        "nha",
+        "nhe_a",
+        "anh",
+        "chu",
+        "a_oi",
+        "vang",
+        "da_a",
+    ]
 )
 _TITLE_WEIGHT = 3
 
@@ -35,7 +99,7 @@ def search_terms(text: str) -> list[str]:
         for syllable in seg.lemma.split("_"):
             if syllable and any(ch.isalnum() for ch in syllable) and syllable not in STOPWORDS:
                 syllables.append(syllable)
-    bigrams = [f"{a}_{b}" for a, b in zip(syllables, syllables[1:], strict=False)]
+    bigrams = [f"{a}_{b}" for a, b in itertools.pairwise(syllables)]
     return syllables + bigrams
 
 

@@ -20,8 +20,9 @@ __all__ = [
 ]
 
 # Abbreviations members type on phones (keys diacritic-free, as looked up
-# after stripping), mapped to their diacritic-free expansion. Only unambiguous ones: "dk" could be "đăng ký" or "điều kiện",
-# so it stays as typed and the model learns it from examples.
+# after stripping), mapped to their diacritic-free expansion. Only unambiguous
+# ones: "dk" could be "đăng ký" or "điều kiện", so it stays as typed and the
+# model learns it from examples.
 ABBREVIATIONS: dict[str, str] = {
     "htx": "hop tac xa",
     "lhhtx": "lien hiep hop tac xa",
@@ -34,7 +35,7 @@ ABBREVIATIONS: dict[str, str] = {
     "hk": "khong",
     "khg": "khong",
     "dc": "duoc",
-        "tthc": "thu tuc hanh chinh",
+    "tthc": "thu tuc hanh chinh",
     "bn": "bao nhieu",
     "bnhieu": "bao nhieu",
     "j": "gi",

@@ -123,7 +123,8 @@ def test_nlu_down_answers_from_search(engine):
 
 
 @pytest.mark.parametrize(
-    "text", ["", "   ", "😀😀😀", "\x00\x01", "<b>htx</b> & co", "x" * 100_000, "hợp tác xã " * 3000]
+    "text",
+    ["", "   ", "😀😀😀", "\x00\x01", "<b>htx</b> & co", "x" * 100_000, "hợp tác xã " * 3000],
 )
 def test_odd_text_never_raises(nlu_url, text):
     [answer] = ask(nlu_url, [text])

@@ -57,7 +57,10 @@ def test_parse_reads_intent_and_ranking():
         (httpx.Response(503), NLUUnavailable),
         (httpx.Response(200, text="not json"), NLUResponseError),
         (httpx.Response(200, json=["a list"]), NLUResponseError),
-        (httpx.Response(200, json={"intent": {"name": "x", "confidence": "high"}}), NLUResponseError),
+        (
+            httpx.Response(200, json={"intent": {"name": "x", "confidence": "high"}}),
+            NLUResponseError,
+        ),
     ],
 )
 def test_error_statuses_and_bodies_are_mapped(response, error):
