@@ -143,7 +143,7 @@ class AnswerService:
         search: KnowledgeSearch,
         nlu: NLUClient | None,
         *,
-        threshold: float = 0.55,
+        threshold: float = 0.5,
         search_min_score: float = 9.0,
         search_min_coverage: float = 0.6,
         review_log: ReviewLog | None = None,

@@ -25,7 +25,7 @@ class Settings(BaseSettings):
         default=AnyHttpUrl("http://127.0.0.1:5005"),
         description="Rasa NLU service; started as a child process when none answers here.",
     )
-    nlu_confidence_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.55
+    nlu_confidence_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     nlu_timeout: Annotated[float, Field(gt=0.0, le=60.0)] = 2.0
     search_min_score: Annotated[float, Field(ge=0.0)] = 9.0
     search_min_coverage: Annotated[float, Field(ge=0.0, le=1.0)] = 0.6

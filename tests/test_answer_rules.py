@@ -86,8 +86,7 @@ def test_unknown_intent_from_a_newer_model_does_not_crash():
 
 def test_json_contract_types():
     data = answer("x", verdict(("dai_hoi_thuong_nien", 0.88))).to_json()
-    assert {"text", "intent", "confidence", "entry_id", "answer", "sources", "fallback"} <= set(
-        data
-    )
+    keys = {"text", "intent", "confidence", "entry_id", "answer", "sources", "fallback"}
+    assert keys <= set(data)
     assert data["entry_id"] == "dai_hoi_thuong_nien" and data["fallback"] is False
     assert data["sources"][0]["document"].startswith("Luật Hợp tác xã 2023")

@@ -13,6 +13,7 @@ from bot.db import ReviewQuestion, create_db_engine, init_db
 from bot.nlu_client import NLUClient
 from bot.nlu_service import free_port
 from bot.review import ReviewLog
+from bot.settings import Settings
 from knowledge.base import load_knowledge_base
 from knowledge.search import KnowledgeSearch
 from nlu.build import TRAIN_DIR, load_examples
@@ -48,7 +49,7 @@ def ask(url: str | None, questions: list[str], engine=None, threshold: float | N
                 KB,
                 SEARCH,
                 client,
-                threshold=threshold if threshold is not None else 0.55,
+                threshold=threshold if threshold is not None else Settings().nlu_confidence_threshold,
                 review_log=ReviewLog(engine) if engine is not None else None,
             )
             return [await service.answer(q) for q in questions]
