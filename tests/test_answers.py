@@ -49,7 +49,9 @@ def ask(url: str | None, questions: list[str], engine=None, threshold: float | N
                 KB,
                 SEARCH,
                 client,
-                threshold=threshold if threshold is not None else Settings().nlu_confidence_threshold,
+                threshold=threshold
+                if threshold is not None
+                else Settings().nlu_confidence_threshold,
                 review_log=ReviewLog(engine) if engine is not None else None,
             )
             return [await service.answer(q) for q in questions]
