@@ -128,3 +128,25 @@ def test_nlu_test_reports_accented_and_unaccented_figures(nlu_url, tmp_path):
     assert report["all"]["accuracy"] > 0.8
     assert report["unaccented"]["accuracy"] > 0.75
     assert all(len(pair) == 3 for pair in report["all"]["confused"])
+
+
+def test_chat_answers_and_follows_a_numbered_choice(nlu_url, tmp_path):
+    env = {
+        **os.environ,
+        "NLU_URL": nlu_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'chat.db'}",
+        "LOG_LEVEL": "WARNING",
+    }
+    result = subprocess.run(
+        [str(COOPBOT), "chat"],
+        input="Đại hội thành viên thường niên họp khi nào?\n1\n99\n/lienhe\n/thoat\n",
+        env=env, capture_output=True, text=True, encoding="utf-8", timeout=120,
+        cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    turns = result.stdout.split("Trợ lý: ")
+    assert "04 tháng" in turns[1] and "[1]" in turns[1]
+    # "1" opens the first related entry, with its own basis.
+    assert "Căn cứ:" in turns[2] and turns[2].split("\n")[0] != turns[1].split("\n")[0]
+    assert "Hãy chọn một số từ 1 đến" in turns[3]
+    assert "cán bộ" in turns[4]
