@@ -67,10 +67,12 @@ def format_date(value: Any) -> str:
 
 def render_entry(entry: Entry) -> str:
     """Renders an entry as plain text: title, answer, legal basis and last-checked date."""
-    basis = "; ".join(
-        b.document if b.article.strip() in ("", "-") else f"{b.document}, {b.article}"
-        for b in entry.basis
-    )
+    articles: dict[str, list[str]] = {}
+    for b in entry.basis:
+        cited = articles.setdefault(b.document, [])
+        if b.article.strip() not in ("", "-") and b.article not in cited:
+            cited.append(b.article)
+    basis = "; ".join(", ".join([doc, *arts]) for doc, arts in articles.items())
     parts = [entry.title, "", entry.answer, "", f"📘 Căn cứ: {basis}"]
     parts.append(f"🗓 Cập nhật: {format_date(entry.checked)}")
     return "\n".join(parts)
@@ -191,6 +193,11 @@ class AnswerService:
         hits = self.search.search(text)
         best = self._accepted_hit(hits, parse)
         if best is not None:
+            if parse is not None and parse.intent == best.entry.id:
+                # Classifier and search agree: answer plainly, no "did you mean".
+                return self._entry_answer(
+                    question, best.entry, parse, AnswerKind.ENTRY, "nlu+search"
+                )
             return self._entry_answer(question, best.entry, parse, AnswerKind.SUGGESTED, "search")
         reason = "nlu_unavailable" if parse is None else "low_confidence"
         return await self._fallback(question, parse, channel, reason=reason, hits=hits)

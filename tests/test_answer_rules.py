@@ -55,6 +55,22 @@ def test_unsure_intent_falls_back_to_search_with_a_question_frame():
     assert result.text.startswith("Có phải bạn hỏi về «")
 
 
+def test_unsure_intent_confirmed_by_search_is_answered_plainly():
+    result = answer(
+        "hạn nộp tờ khai thuế quý là khi nào",
+        verdict(("han_khai_thue_quy", 0.3), ("han_khai_thue_thang", 0.25)),
+    )
+    assert result.kind is AnswerKind.ENTRY and result.matched_by == "nlu+search"
+    assert not result.text.startswith("Có phải")
+
+
+def test_basis_is_grouped_by_document():
+    result = answer("x", verdict(("so_thanh_vien_toi_thieu", 0.9)))
+    basis_line = next(line for line in result.text.splitlines() if line.startswith("📘"))
+    assert basis_line.count("Luật Hợp tác xã 2023") == 1
+    assert "Điều 4 khoản 7" in basis_line
+
+
 def test_search_match_needs_classifier_support_when_it_leans_out_of_scope():
     question = "hạn nộp tờ khai thuế quý là khi nào"
     leaning_away = answer(question, verdict(("out_of_scope", 0.4), ("greet", 0.2), ("help", 0.1)))
