@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from bot.cli import predict_split
+from bot.nlu_eval import predict_split
 from bot.nlu_service import NLUService
 from bot.settings import PROJECT_ROOT, load_settings
 from knowledge.base import CHITCHAT_INTENTS, OUT_OF_SCOPE_INTENT

@@ -16,8 +16,7 @@ from typing import Any
 
 import yaml
 
-from bot.cli import predict_split
-from bot.nlu_service import NLUService
+from bot.nlu_eval import predict_with_model
 from bot.settings import load_settings
 from nlu.build import CONFIG_PATH, train_model
 from nlu.evaluate import evaluate, split_by_spelling
@@ -60,16 +59,6 @@ def variant(name: str) -> tuple[dict[str, Any], bool]:
     return copy.deepcopy(config), augment
 
 
-async def score(settings: Any, model: Path) -> list[Any]:
-    service = NLUService(settings, model)
-    service.start()
-    try:
-        await service.wait_ready()
-        return await predict_split(service.url)
-    finally:
-        service.stop()
-
-
 def main(names: list[str]) -> None:
     settings = load_settings()
     print(f"{'variant':<28} {'train s':>8} {'all':>7} {'accented':>9} {'unaccented':>11} {'F1':>6}")
@@ -82,7 +71,7 @@ def main(names: list[str]) -> None:
                 Path(tmp), settings.nlu_venv, config=config_path, augment=augment, name=name
             )
             started = time.monotonic()
-            predictions = asyncio.run(score(settings, result.model))
+            predictions = asyncio.run(predict_with_model(settings, result.model))
             accented, unaccented = split_by_spelling(predictions)
             overall = evaluate(predictions)
             print(

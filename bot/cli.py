@@ -13,16 +13,14 @@ import typer
 from pydantic import ValidationError
 
 from bot.answers import Answer, AnswerService, render_entry
-from bot.nlu_client import NLUClient
+from bot.nlu_eval import predict_split, predict_with_model
 from bot.nlu_service import NLUService, ensure_nlu_service, pick_model
 from bot.settings import Settings, load_settings
 from bot.wiring import answer_service, configure_logging
 from nlu.build import (
-    TEST_DIR,
     NLUBuildError,
     current_model,
     fingerprint,
-    load_examples,
     train_model,
 )
 from nlu.evaluate import Prediction, Report, evaluate, split_by_spelling
@@ -190,17 +188,6 @@ def _print_report(title: str, report: Report) -> None:
     )
 
 
-async def predict_split(url: str, directory: Path = TEST_DIR) -> list[Prediction]:
-    """Parses every held-out question through the NLU service at ``url``."""
-    predictions = []
-    async with NLUClient(url, timeout=10.0) as client:
-        for intent, questions in load_examples(directory).items():
-            for text in questions:
-                result = await client.parse(text)
-                predictions.append(Prediction(text, intent, result.intent, result.confidence))
-    return predictions
-
-
 @nlu_app.command("test")
 def nlu_test(
     model: Annotated[Path | None, typer.Option(help="Model file (default: current).")] = None,
@@ -214,13 +201,7 @@ def nlu_test(
 
     async def run() -> list[Prediction]:
         if model is not None:
-            service = NLUService(settings, model)
-            service.start()
-            try:
-                await service.wait_ready()
-                return await predict_split(service.url)
-            finally:
-                service.stop()
+            return await predict_with_model(settings, model)
         async with ensure_nlu_service(settings) as url:
             return await predict_split(url)
 
