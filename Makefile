@@ -9,7 +9,7 @@ COOPBOT := $(VENV)/bin/coopbot
 .PHONY: run test setup env model lint bench-nlu clean-env
 
 run: model
-	$(COOPBOT) chat
+	$(COOPBOT) run
 
 test: model
 	$(VENV)/bin/python -m pytest

@@ -13,6 +13,8 @@ import typer
 from pydantic import ValidationError
 
 from bot.answers import Answer, AnswerService, render_entry
+from bot.app import serve
+from bot.db import create_db_engine, current_revision, upgrade_db
 from bot.nlu_eval import predict_split, predict_with_model
 from bot.nlu_service import NLUService, ensure_nlu_service, pick_model
 from bot.settings import Settings, load_settings
@@ -30,6 +32,8 @@ __all__ = ["app", "main"]
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Trợ lý HTX")
 nlu_app = typer.Typer(no_args_is_help=True, help="Train, test and serve the NLU model.")
 app.add_typer(nlu_app, name="nlu")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema migrations.")
+app.add_typer(db_app, name="db")
 
 
 def _settings() -> Settings:
@@ -146,6 +150,46 @@ def chat() -> None:
     except NLUBuildError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
+
+
+@app.command()
+def run() -> None:
+    """Run the assistant: NLU service, database, web chat and the configured chat apps."""
+    settings = _settings()
+
+    def ready(url: str) -> None:
+        channels = ["web chat" if settings.web_chat_enabled else None]
+        if settings.telegram_bot_token is not None:
+            mode = "webhook" if settings.telegram_webhook_url else "polling"
+            channels.append(f"Telegram ({mode})")
+        typer.echo(f"Trợ lý HTX is running: {', '.join(c for c in channels if c)}")
+        if settings.web_chat_enabled:
+            typer.echo(f"Web chat: {url}")
+        typer.echo("Stop with Ctrl+C.")
+
+    try:
+        asyncio.run(serve(settings, on_ready=ready))
+    except NLUBuildError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except OSError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply the database migrations (also done at start-up)."""
+    settings = _settings()
+    engine = create_db_engine(settings.database_url)
+    try:
+        before = current_revision(engine)
+        upgrade_db(engine, revision)
+        typer.echo(f"database at revision {current_revision(engine)} (was {before or 'empty'})")
+    finally:
+        engine.dispose()
 
 
 @nlu_app.command("train")

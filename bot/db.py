@@ -5,11 +5,38 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from sqlalchemy import DateTime, Float, Integer, String, Text, create_engine, event
-from sqlalchemy.engine import Engine
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "ReviewQuestion", "create_db_engine", "init_db"]
+__all__ = [
+    "Base",
+    "Handover",
+    "Member",
+    "MessageLog",
+    "ReviewQuestion",
+    "create_db_engine",
+    "current_revision",
+    "downgrade_db",
+    "upgrade_db",
+]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 def utcnow() -> dt.datetime:
@@ -36,6 +63,68 @@ class ReviewQuestion(Base):
     status: Mapped[str] = mapped_column(String(20), default="open")
 
 
+class Member(Base):
+    """One person on one channel: where to reach them, their profile, role and consents."""
+
+    __tablename__ = "members"
+    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_members_channel_user"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(64))
+    chat_id: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    province: Mapped[str | None] = mapped_column(String(40), index=True)
+    coop_type: Mapped[str | None] = mapped_column(String(40))
+    coop_role: Mapped[str | None] = mapped_column(String(40))
+    vat_period: Mapped[str | None] = mapped_column(String(20))
+    role: Mapped[str] = mapped_column(String(20), default="member")
+    consent_reminders: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent_broadcasts: Mapped[bool] = mapped_column(Boolean, default=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MessageLog(Base):
+    """A member's question and how it was answered, with the member's feedback."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(20))
+    intent: Mapped[str | None] = mapped_column(String(80))
+    confidence: Mapped[float | None] = mapped_column(Float)
+    entry_id: Mapped[str | None] = mapped_column(String(40))
+    fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    feedback: Mapped[str | None] = mapped_column(String(10))
+    feedback_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Handover(Base):
+    """A question handed to staff: the post in the staff chat links a staff reply to the member."""
+
+    __tablename__ = "handovers"
+    __table_args__ = (Index("ix_handovers_staff_post", "staff_chat_id", "staff_message_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    question: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    staff_chat_id: Mapped[str | None] = mapped_column(String(64))
+    staff_message_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 def create_db_engine(url: str) -> Engine:
     """Creates the engine; for SQLite makes the parent folder and turns on WAL."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
@@ -51,11 +140,33 @@ def create_db_engine(url: str) -> Engine:
             # an fsync per commit.
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=5000")
+            # SQLite enforces ON DELETE CASCADE only when asked to.
+            cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
     return engine
 
 
-def init_db(engine: Engine) -> None:
-    """Creates missing tables (schema migrations arrive with the persistence issue)."""
-    Base.metadata.create_all(engine)
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade_db(engine: Engine, revision: str = "head") -> None:
+    """Applies the Alembic migrations up to ``revision`` (run at start-up and by ``db upgrade``)."""
+    with engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), revision)
+
+
+def downgrade_db(engine: Engine, revision: str = "base") -> None:
+    """Reverts the migrations down to ``revision`` (``base`` drops every table)."""
+    with engine.begin() as connection:
+        command.downgrade(_alembic_config(connection), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None before the first migration."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

@@ -29,8 +29,15 @@ class Citation:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """One message to the member: plain text (channels escape it), buttons, citations."""
+    """One message to the member: plain text (channels escape it), buttons, citations.
+
+    ``notice`` marks a short acknowledgement (Telegram shows it as the answer to
+    the button press); ``edit`` asks the channel to replace the message whose
+    button was pressed instead of sending a new one (paging through lists).
+    """
 
     text: str
     buttons: tuple[Button, ...] = ()
     citations: tuple[Citation, ...] = ()
+    notice: bool = False
+    edit: bool = False

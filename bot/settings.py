@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AnyHttpUrl, Field, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["PROJECT_ROOT", "Settings", "load_settings"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
 class Settings(BaseSettings):
@@ -35,6 +37,17 @@ class Settings(BaseSettings):
     nlu_venv: Path = PROJECT_ROOT / ".venv-nlu"
     nlu_start_timeout: Annotated[float, Field(gt=0.0)] = 120.0
 
+    web_host: str = "127.0.0.1"
+    web_port: Annotated[int, Field(ge=0, le=65535)] = 8080  # 0: any free port (tests)
+    web_chat_enabled: bool = True
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_base_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
+    telegram_webhook_url: AnyHttpUrl | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_staff_chat_id: int | None = None
+    telegram_concurrency: Annotated[int, Field(ge=1, le=256)] = 32
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -52,6 +65,35 @@ class Settings(BaseSettings):
             # SQLAlchemy's default PostgreSQL driver is psycopg2; we ship psycopg 3.
             value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
         return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _webhook_secret_chars(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _WEBHOOK_SECRET.match(value.get_secret_value()):
+            raise ValueError(
+                "TELEGRAM_WEBHOOK_SECRET must be 1-256 characters from A-Z a-z 0-9 _ -"
+            )
+        return value
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None  # an empty TELEGRAM_BOT_TOKEN= line means "no Telegram"
+        if value is not None and ":" not in value.get_secret_value():
+            raise ValueError("TELEGRAM_BOT_TOKEN must look like <bot id>:<secret>")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_token(self) -> Settings:
+        if self.telegram_webhook_url is not None and self.telegram_bot_token is None:
+            raise ValueError("TELEGRAM_WEBHOOK_URL is set but TELEGRAM_BOT_TOKEN is not")
+        return self
+
+    @property
+    def telegram_api_base(self) -> str:
+        """The Bot API base without a trailing slash (``.../bot`` is appended by the client)."""
+        return str(self.telegram_base_url).rstrip("/")
 
     @property
     def nlu_base_url(self) -> str:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from bot.answers import AnswerService
-from bot.db import create_db_engine, init_db
+from bot.db import create_db_engine, upgrade_db
 from bot.nlu_client import NLUClient
 from bot.nlu_service import ensure_nlu_service
 from bot.review import ReviewLog
@@ -39,7 +39,7 @@ async def answer_service(
     kb = load_knowledge_base()
     search = KnowledgeSearch(kb, load_examples(TRAIN_DIR))
     engine = create_db_engine(settings.database_url)
-    init_db(engine)
+    upgrade_db(engine)
 
     def build(nlu: NLUClient | None) -> AnswerService:
         return AnswerService(

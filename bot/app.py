@@ -1,0 +1,371 @@
+"""The running assistant: the one place where the core, channels and web app are assembled.
+
+``serve()`` is what ``coopbot run`` runs: migrate the database, start (or find)
+the NLU service, build the conversation core, start Telegram when
+``TELEGRAM_BOT_TOKEN`` is set (polling, or webhook when ``TELEGRAM_WEBHOOK_URL``
+is set), and serve one Starlette app with ``/telegram``, ``/healthz`` and the
+web chat. On SIGINT/SIGTERM it stops accepting work, lets replies in flight
+finish, then closes clients and stops the NLU child process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from telegram import LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.ext import Application, ContextTypes, Defaults
+
+from bot.answers import AnswerService
+from bot.channels.telegram import CHANNEL as TELEGRAM
+from bot.channels.telegram import TelegramSender
+from bot.channels.webchat import CHANNEL as WEB
+from bot.channels.webchat import WebChat, WebChatError
+from bot.conversation import Conversation, StaffDesk
+from bot.db import create_db_engine, upgrade_db
+from bot.handlers.telegram import BotContext, BotServices, register_handlers
+from bot.handovers import HandoverStore
+from bot.members import MemberStore
+from bot.message_log import MessageLogStore
+from bot.nlu_client import NLUClient
+from bot.nlu_service import ensure_nlu_service
+from bot.profile import load_profile_options
+from bot.review import ReviewLog
+from bot.sending import Senders
+from bot.settings import Settings
+from knowledge.base import load_knowledge_base
+from knowledge.search import KnowledgeSearch
+from nlu.build import TRAIN_DIR, load_examples
+
+__all__ = ["Runtime", "TelegramChannel", "create_web_app", "running_app", "serve"]
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "channels" / "webchat_static"
+_MAX_BODY = 64 * 1024
+_INBOX_WAIT_S = 25.0
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'; "
+        "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+def webhook_secret(settings: Settings) -> str:
+    """TELEGRAM_WEBHOOK_SECRET, or one derived from the token (stable across restarts)."""
+    if settings.telegram_webhook_secret is not None:
+        return settings.telegram_webhook_secret.get_secret_value()
+    assert settings.telegram_bot_token is not None
+    token = settings.telegram_bot_token.get_secret_value().encode()
+    return hmac.new(b"coopbot-telegram-webhook", token, hashlib.sha256).hexdigest()
+
+
+class TelegramChannel:
+    """The python-telegram-bot Application, in polling or webhook mode."""
+
+    def __init__(self, settings: Settings, conversation: Conversation) -> None:
+        """Builds the Application (nothing runs until ``start``)."""
+        assert settings.telegram_bot_token is not None
+        self.webhook_url = settings.telegram_webhook_url
+        self.secret = webhook_secret(settings) if self.webhook_url is not None else ""
+        context_types = ContextTypes(context=BotContext, bot_data=BotServices)
+        builder = (
+            Application.builder()
+            .token(settings.telegram_bot_token.get_secret_value())
+            .base_url(f"{settings.telegram_api_base}/bot")
+            .base_file_url(f"{settings.telegram_api_base}/file/bot")
+            .context_types(context_types)
+            .defaults(
+                Defaults(
+                    parse_mode=ParseMode.HTML,
+                    link_preview_options=LinkPreviewOptions(is_disabled=True),
+                )
+            )
+            .concurrent_updates(settings.telegram_concurrency)
+            .connection_pool_size(settings.telegram_concurrency + 4)
+            .pool_timeout(10.0)
+        )
+        if self.webhook_url is not None:
+            builder = builder.updater(None)
+        self.application = builder.build()
+        self.application.bot_data.conversation = conversation
+        register_handlers(self.application, settings.telegram_staff_chat_id)
+        self.sender = TelegramSender(self.application.bot)
+
+    async def start(self) -> None:
+        """Initialises the bot (``getMe``) and starts polling or sets the webhook."""
+        await self.application.initialize()
+        await self.application.start()
+        allowed = [Update.MESSAGE, Update.CALLBACK_QUERY]
+        if self.webhook_url is not None:
+            await self.application.bot.set_webhook(
+                str(self.webhook_url), secret_token=self.secret, allowed_updates=allowed
+            )
+            log.info("Telegram: webhook mode")
+        else:
+            assert self.application.updater is not None
+            await self.application.updater.start_polling(allowed_updates=allowed, timeout=25)
+            log.info("Telegram: long polling")
+
+    async def stop(self) -> None:
+        """Stops fetching updates, finishes the handlers in flight, closes the client."""
+        if self.application.updater is not None and self.application.updater.running:
+            await self.application.updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()
+
+    async def handle_webhook(self, request: Request) -> Response:
+        """Checks the secret header, parses the update and queues it; 403/400/413 otherwise."""
+        if self.webhook_url is None:
+            return JSONResponse({"error": "webhook mode is off"}, status_code=404)
+        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if not hmac.compare_digest(given.encode(), self.secret.encode()):
+            log.warning("Telegram webhook call with a wrong or missing secret token refused")
+            return JSONResponse({"error": "forbidden"}, status_code=403)
+        body = await _read_body(request)
+        if body is None:
+            return JSONResponse({"error": "body too large"}, status_code=413)
+        try:
+            data = json.loads(body)
+            if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+                raise ValueError("not an update")
+            update = Update.de_json(data, self.application.bot)
+        except Exception as exc:  # any malformed body: refuse it, keep serving
+            log.warning("malformed Telegram webhook body refused: %s", type(exc).__name__)
+            return JSONResponse({"error": "malformed update"}, status_code=400)
+        await self.application.update_queue.put(update)
+        return Response(status_code=200)
+
+
+@dataclass
+class Runtime:
+    """Everything ``serve`` runs, built and closed by ``running_app``."""
+
+    settings: Settings
+    engine: Engine
+    nlu: NLUClient
+    conversation: Conversation
+    senders: Senders
+    webchat: WebChat
+    telegram: TelegramChannel | None
+
+
+@contextlib.asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
+    """Builds and starts everything configured; stops and closes it all on exit."""
+    engine = create_db_engine(settings.database_url)
+    try:
+        await asyncio.to_thread(upgrade_db, engine)
+        kb = load_knowledge_base()
+        search = KnowledgeSearch(kb, load_examples(TRAIN_DIR))
+        async with (
+            ensure_nlu_service(settings) as nlu_url,
+            NLUClient(nlu_url, timeout=settings.nlu_timeout) as nlu,
+        ):
+            answers = AnswerService(
+                kb,
+                search,
+                nlu,
+                threshold=settings.nlu_confidence_threshold,
+                search_min_score=settings.search_min_score,
+                search_min_coverage=settings.search_min_coverage,
+                review_log=ReviewLog(engine),
+            )
+            senders = Senders()
+            staff_chat = settings.telegram_staff_chat_id
+            conversation = Conversation(
+                answers=answers,
+                kb=kb,
+                members=MemberStore(engine),
+                messages=MessageLogStore(engine),
+                handovers=HandoverStore(engine),
+                profile_options=load_profile_options(),
+                senders=senders,
+                staff=StaffDesk(TELEGRAM, str(staff_chat) if staff_chat is not None else None),
+            )
+            webchat = WebChat(conversation)
+            senders.register(WEB, webchat)
+            telegram = None
+            if settings.telegram_bot_token is not None:
+                telegram = TelegramChannel(settings, conversation)
+                await telegram.start()
+                senders.register(TELEGRAM, telegram.sender)
+            try:
+                yield Runtime(settings, engine, nlu, conversation, senders, webchat, telegram)
+            finally:
+                if telegram is not None:
+                    await telegram.stop()
+                    senders.unregister(TELEGRAM)
+    finally:
+        engine.dispose()
+
+
+async def _read_body(request: Request) -> bytes | None:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > _MAX_BODY:
+            return None
+    return body
+
+
+def create_web_app(runtime: Runtime) -> Starlette:
+    """The ASGI app: ``/healthz``, ``/telegram`` and (unless disabled) the web chat."""
+
+    async def healthz(request: Request) -> Response:
+        database = await asyncio.to_thread(_database_ok, runtime.engine)
+        nlu = await runtime.nlu.is_ready()
+        status = 200 if database and nlu else 503
+        body = {"status": "ok" if status == 200 else "degraded", "database": database, "nlu": nlu}
+        return JSONResponse(body, status_code=status)
+
+    async def telegram_webhook(request: Request) -> Response:
+        if runtime.telegram is None:
+            return JSONResponse({"error": "Telegram is not configured"}, status_code=404)
+        return await runtime.telegram.handle_webhook(request)
+
+    async def chat_message(request: Request) -> Response:
+        body = await _read_body(request)
+        if body is None:
+            return JSONResponse({"error": "body too large"}, status_code=413)
+        try:
+            result = await runtime.webchat.post_message(json.loads(body))
+        except json.JSONDecodeError:
+            return JSONResponse({"error": "body must be JSON"}, status_code=400)
+        except WebChatError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        return JSONResponse(result, headers={"Cache-Control": "no-store"})
+
+    async def chat_inbox(request: Request) -> Response:
+        try:
+            result = await runtime.webchat.wait_inbox(
+                request.query_params.get("session"), _INBOX_WAIT_S
+            )
+        except WebChatError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        return JSONResponse(result, headers={"Cache-Control": "no-store"})
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    routes: list[Route | Mount] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/telegram", telegram_webhook, methods=["POST"]),
+    ]
+    if runtime.settings.web_chat_enabled:
+        routes += [
+            Route("/", index, methods=["GET"]),
+            Route("/chat/api/messages", chat_message, methods=["POST"]),
+            Route("/chat/api/inbox", chat_inbox, methods=["GET"]),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        ]
+    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
+
+
+class SecurityHeaders:
+    """ASGI middleware adding the security headers (CSP, nosniff...) to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Passes the request on and adds the headers to the response start."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).update(_SECURITY_HEADERS)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _database_ok(engine: Engine) -> bool:
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+    except Exception:
+        log.exception("database health check failed")
+        return False
+    return True
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: ``serve`` decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Runs everything configured until ``stop`` is set or SIGINT/SIGTERM arrives."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    with contextlib.suppress(ValueError, RuntimeError):  # not the main thread: no signals
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        async with running_app(settings) as runtime:
+            config = uvicorn.Config(
+                create_web_app(runtime),
+                host=settings.web_host,
+                port=settings.web_port,
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=10,
+            )
+            server = _Server(config)
+            task = asyncio.create_task(server.serve())
+            while not server.started and not task.done():
+                await asyncio.sleep(0.02)
+            if task.done():
+                task.result()  # the web server could not start (port taken...)
+                raise RuntimeError("the web server stopped at start-up")
+            port = server.servers[0].sockets[0].getsockname()[1]
+            url = f"http://{settings.web_host}:{port}/"
+            if on_ready is not None:
+                on_ready(url)
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            log.info("shutting down: finishing replies in flight")
+            server.should_exit = True
+            await task
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,121 @@
+"""Telegram rendering and sending: replies as escaped HTML with inline keyboards.
+
+Every dynamic string is escaped here, in one place, before it reaches the Bot
+API with ``parse_mode=HTML``. Texts longer than Telegram's 4096 characters are
+split at paragraph or sentence boundaries; the buttons go with the last part.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Sequence
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, User
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+
+from bot.channels.text_split import split_text
+from bot.conversation import Incoming
+from bot.replies import Button, Reply
+from bot.sending import RateLimited, RecipientBlocked, SendError
+
+__all__ = [
+    "CHANNEL",
+    "TELEGRAM_TEXT_LIMIT",
+    "TelegramSender",
+    "incoming_from_message",
+    "keyboard",
+    "render",
+]
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+TELEGRAM_TEXT_LIMIT = 4096
+_CALLBACK_DATA_MAX_BYTES = 64
+_LABEL_MAX = 60
+_SHORT_LABEL = 16  # labels this short share a row (👍/👎, ◀/▶, provinces)
+_ROW_MAX = 3
+
+
+def keyboard(buttons: Sequence[Button]) -> InlineKeyboardMarkup | None:
+    """Lays out buttons: long labels one per row, short ones up to three a row."""
+    rows: list[list[InlineKeyboardButton]] = []
+    short_row: list[InlineKeyboardButton] = []
+    for button in buttons:
+        if len(button.payload.encode()) > _CALLBACK_DATA_MAX_BYTES:
+            log.warning("button payload over 64 bytes dropped: %r", button.payload[:80])
+            continue
+        label = button.label if len(button.label) <= _LABEL_MAX else button.label[:59] + "…"
+        key = InlineKeyboardButton(label, callback_data=button.payload)
+        if len(label) <= _SHORT_LABEL:
+            short_row.append(key)
+            if len(short_row) == _ROW_MAX:
+                rows.append(short_row)
+                short_row = []
+            continue
+        if short_row:
+            rows.append(short_row)
+            short_row = []
+        rows.append([key])
+    if short_row:
+        rows.append(short_row)
+    return InlineKeyboardMarkup(rows) if rows else None
+
+
+def render(reply: Reply) -> list[tuple[str, InlineKeyboardMarkup | None]]:
+    """The messages for one reply: HTML-escaped text parts, the keyboard on the last."""
+    parts = split_text(reply.text, TELEGRAM_TEXT_LIMIT) or ["…"]
+    escaped = [html.escape(part, quote=False) for part in parts]
+    markup = keyboard(reply.buttons)
+    return [(text, markup if i == len(escaped) - 1 else None) for i, text in enumerate(escaped)]
+
+
+def incoming_from_message(message: Message, user: User | None) -> Incoming:
+    """Parses a Telegram message into the core's ``Incoming``."""
+    sender_id = user.id if user is not None else message.chat.id
+    reply_to = message.reply_to_message
+    return Incoming(
+        channel=CHANNEL,
+        chat_id=str(message.chat.id),
+        user_id=str(sender_id),
+        text=message.text or message.caption or "",
+        display_name=user.full_name if user is not None else None,
+        message_id=str(message.message_id),
+        received_at=message.date,
+        reply_to_message_id=str(reply_to.message_id) if reply_to is not None else None,
+    )
+
+
+class TelegramSender:
+    """Sends replies through one ``telegram.Bot``; maps its errors to ``SendError``."""
+
+    def __init__(self, bot: Bot) -> None:
+        """Uses ``bot`` (initialised and shut down by its Application)."""
+        self._bot = bot
+
+    async def send(self, chat_id: str, reply: Reply) -> str | None:
+        """Sends the reply's parts in order; returns the last message id."""
+        last: Message | None = None
+        try:
+            for text, markup in render(reply):
+                last = await self._bot.send_message(
+                    chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup
+                )
+        except Forbidden as exc:
+            raise RecipientBlocked(exc.message) from exc
+        except RetryAfter as exc:
+            raise RateLimited(_seconds(exc.retry_after), exc.message) from exc
+        except BadRequest as exc:
+            if "chat not found" in exc.message.lower():
+                raise RecipientBlocked(exc.message) from exc
+            raise SendError(exc.message) from exc
+        except TelegramError as exc:
+            raise SendError(exc.message) from exc
+        return str(last.message_id) if last is not None else None
+
+
+def _seconds(value: object) -> float:
+    total = getattr(value, "total_seconds", None)
+    return float(total()) if callable(total) else float(value)  # type: ignore[arg-type]

@@ -1,0 +1,135 @@
+"""The local web chat: a JSON API over the conversation core, and an inbox for later replies.
+
+A browser session is identified by a random id the page keeps in
+``localStorage``; it is the member's user id and chat id on the ``web``
+channel. Replies are plain text; the page renders them with ``textContent``,
+so nothing a member or the knowledge base writes is ever parsed as HTML.
+
+Messages that arrive later (a staff answer after a hand-over) wait in a small
+per-session inbox that the page long-polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import re
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.conversation import Conversation, Incoming
+from bot.replies import Reply
+
+__all__ = ["CHANNEL", "WebChat", "WebChatError"]
+
+CHANNEL = "web"
+SESSION_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+MAX_TEXT_CHARS = 4000
+_MAX_SESSIONS = 10_000
+_INBOX_MAX = 50
+_RATE_WINDOW_S = 10.0
+_RATE_MAX = 20
+
+
+class WebChatError(ValueError):
+    """A request the web chat refuses; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class _Session:
+    inbox: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=_INBOX_MAX))
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=_RATE_MAX))
+
+
+class WebChat:
+    """Serves the web chat's API and is the ``web`` channel's sender."""
+
+    def __init__(self, conversation: Conversation) -> None:
+        """Talks to ``conversation``."""
+        self._conversation = conversation
+        self._sessions: OrderedDict[str, _Session] = OrderedDict()
+        self._ids = itertools.count(1)
+
+    def _session(self, session_id: str) -> _Session:
+        session = self._sessions.get(session_id)
+        if session is None:
+            session = self._sessions[session_id] = _Session()
+            while len(self._sessions) > _MAX_SESSIONS:
+                self._sessions.popitem(last=False)
+        else:
+            self._sessions.move_to_end(session_id)
+        return session
+
+    def _to_json(self, reply: Reply) -> dict[str, Any]:
+        return {
+            "id": f"r{next(self._ids)}",
+            "text": reply.text,
+            "buttons": [{"label": b.label, "payload": b.payload} for b in reply.buttons],
+            "citations": [{"document": c.document, "article": c.article} for c in reply.citations],
+            "notice": reply.notice,
+            "edit": reply.edit,
+        }
+
+    async def post_message(self, body: Any) -> dict[str, Any]:
+        """Handles one typed message or button press; raises ``WebChatError`` on bad input."""
+        if not isinstance(body, dict):
+            raise WebChatError(400, "body must be a JSON object")
+        session_id = _session_id(body.get("session"))
+        text, payload, label = body.get("text"), body.get("payload"), body.get("label")
+        if payload is not None:
+            if not isinstance(payload, str) or not 1 <= len(payload) <= 64:
+                raise WebChatError(400, "payload must be a string of 1 to 64 characters")
+            text = label if isinstance(label, str) else ""
+        elif not isinstance(text, str) or not text.strip():
+            raise WebChatError(400, "text must be a non-empty string")
+        if len(text) > MAX_TEXT_CHARS:
+            raise WebChatError(413, f"text is longer than {MAX_TEXT_CHARS} characters")
+        self._check_rate(self._session(session_id))
+        incoming = Incoming(
+            channel=CHANNEL,
+            chat_id=session_id,
+            user_id=session_id,
+            text=text,
+            payload=payload,
+        )
+        replies = await self._conversation.handle(incoming)
+        return {"replies": [self._to_json(r) for r in replies]}
+
+    def _check_rate(self, session: _Session) -> None:
+        now = time.monotonic()
+        if len(session.recent) == _RATE_MAX and now - session.recent[0] < _RATE_WINDOW_S:
+            raise WebChatError(429, "too many messages; wait a few seconds")
+        session.recent.append(now)
+
+    async def wait_inbox(self, session_value: Any, timeout: float) -> dict[str, Any]:
+        """Returns queued later replies, waiting up to ``timeout`` seconds for one."""
+        session = self._session(_session_id(session_value))
+        if not session.inbox:
+            session.arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(session.arrived.wait(), timeout)
+        replies = list(session.inbox)
+        session.inbox.clear()
+        return {"replies": replies}
+
+    async def send(self, chat_id: str, reply: Reply) -> str | None:
+        """Queues a reply for the session's page (the ``web`` channel's sender)."""
+        session = self._session(chat_id)
+        message = self._to_json(reply)
+        session.inbox.append(message)
+        session.arrived.set()
+        return str(message["id"])
+
+
+def _session_id(value: Any) -> str:
+    if not isinstance(value, str) or not SESSION_PATTERN.match(value):
+        raise WebChatError(400, "session must match [A-Za-z0-9_-]{16,64}")
+    return value

@@ -1,0 +1,511 @@
+"""The channel-neutral conversation core: an ``Incoming`` message in, a list of ``Reply`` out.
+
+Channels only parse and render. Everything a member can do is decided here:
+commands (``/start``, ``/help``, ``/faq``, ``/hoso``, ``/lienhe``, ``/toi``,
+``/xoadulieu``), button presses (payloads such as ``faq:<id>``), questions
+(answered by the answer service and logged), and staff replies to hand-overs.
+
+The core never raises to a channel: an internal fault is logged with its
+traceback and the member gets a short apology.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass, field, replace
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from bot.answers import Answer, AnswerKind, AnswerService, format_date, render_entry
+from bot.handovers import HandoverStore
+from bot.members import MemberInfo, MemberStore
+from bot.message_log import MessageLogStore
+from bot.profile import PROFILE_STEPS, ProfileOptions, ProfileStep
+from bot.replies import Button, Citation, Reply
+from bot.sending import RecipientBlocked, SendError, Senders
+from knowledge.base import Entry, KnowledgeBase
+
+__all__ = ["Conversation", "Incoming", "StaffDesk"]
+
+log = logging.getLogger(__name__)
+
+APOLOGY: Final = (
+    "Xin lỗi, hệ thống đang gặp sự cố nên mình chưa trả lời được. Bạn thử lại sau ít phút, "
+    "hoặc gõ /lienhe để hỏi cán bộ Liên minh HTX."
+)
+GREETING: Final = (
+    "Xin chào{name}! Mình là Trợ lý HTX, trợ lý hỏi đáp về Luật Hợp tác xã 2023, chính sách "
+    "hỗ trợ, thủ tục đăng ký và thuế dành cho thành viên hợp tác xã.\n\n"
+    "Bạn cứ gõ câu hỏi, có dấu hay không dấu đều được, ví dụ: "
+    '"htx can bao nhieu thanh vien". Hoặc chọn một mục bên dưới.'
+)
+HELP: Final = (
+    "Cách dùng Trợ lý HTX:\n"
+    "• Gõ câu hỏi bằng tiếng Việt (có dấu hoặc không dấu).\n"
+    "• /faq: tra cứu câu hỏi theo chủ đề\n"
+    "• /hoso: khai báo tỉnh, loại hình HTX, vai trò, kỳ khai thuế\n"
+    "• /lienhe: chuyển câu hỏi cho cán bộ Liên minh HTX\n"
+    "• /toi: xem dữ liệu mình đang lưu về bạn\n"
+    "• /xoadulieu: xoá dữ liệu của bạn\n\n"
+    "Câu trả lời kèm căn cứ pháp lý và ngày cập nhật; khi cần quyết định quan trọng, "
+    "bạn nên hỏi thêm cán bộ hoặc cơ quan đăng ký."
+)
+MENU_BUTTONS: Final = (
+    Button("📚 Tra cứu theo chủ đề", "cmd:faq"),
+    Button("👤 Hồ sơ HTX của tôi", "cmd:hoso"),
+    Button("🙋 Hỏi cán bộ", "cmd:lienhe"),
+    Button("ℹ️ Hướng dẫn", "cmd:help"),
+)
+STALE_CHOICE: Final = "Lựa chọn này không còn hiệu lực. Gõ /help để xem các lệnh."
+FAQ_PAGE_SIZE: Final = 6
+MAX_QUESTION_CHARS: Final = 1000  # longer texts are answered from their beginning
+MAX_OPEN_HANDOVERS: Final = 5
+HANDOVER_RECENT: Final = dt.timedelta(minutes=60)
+VIETNAM: Final = ZoneInfo("Asia/Ho_Chi_Minh")
+
+_COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@[A-Za-z0-9_]{1,64})?(?:\s+(.*))?$", re.S)
+_DEEP_LINK_FAQ = re.compile(r"^faq-([a-z0-9_-]{1,40})$")
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One message or button press from a channel, already parsed.
+
+    ``payload`` is set for a button press (its ``text`` is then the button's
+    label, when the channel knows it); ``reply_to_message_id`` is the message
+    this one replies to (used by staff answering a hand-over).
+    """
+
+    channel: str
+    chat_id: str
+    user_id: str
+    text: str
+    display_name: str | None = None
+    message_id: str | None = None
+    received_at: dt.datetime = field(default_factory=_utcnow)
+    payload: str | None = None
+    reply_to_message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StaffDesk:
+    """Where hand-overs are posted: one staff chat on one channel (None: not configured)."""
+
+    channel: str = "telegram"
+    chat_id: str | None = None
+
+
+class Conversation:
+    """Turns incoming messages into replies; never raises."""
+
+    def __init__(
+        self,
+        *,
+        answers: AnswerService,
+        kb: KnowledgeBase,
+        members: MemberStore,
+        messages: MessageLogStore,
+        handovers: HandoverStore,
+        profile_options: ProfileOptions,
+        senders: Senders,
+        staff: StaffDesk | None = None,
+    ) -> None:
+        """Wires the core to its services."""
+        self.answers = answers
+        self.kb = kb
+        self.members = members
+        self.messages = messages
+        self.handovers = handovers
+        self.options = profile_options
+        self.senders = senders
+        self.staff = staff or StaffDesk()
+
+    async def handle(self, incoming: Incoming) -> list[Reply]:
+        """Answers one incoming message; on an internal fault, apologises and logs."""
+        try:
+            return await self._dispatch(incoming)
+        except Exception:
+            log.exception(
+                "conversation fault (channel=%s chat=%s)", incoming.channel, incoming.chat_id
+            )
+            return [Reply(APOLOGY)]
+
+    def is_staff_chat(self, channel: str, chat_id: str) -> bool:
+        """True for the configured staff chat."""
+        return self.staff.chat_id is not None and (channel, chat_id) == (
+            self.staff.channel,
+            self.staff.chat_id,
+        )
+
+    # -- dispatch ---------------------------------------------------------------
+
+    async def _dispatch(self, incoming: Incoming) -> list[Reply]:
+        if self.is_staff_chat(incoming.channel, incoming.chat_id):
+            return await self._staff_message(incoming)
+        member = await asyncio.to_thread(
+            self.members.touch,
+            incoming.channel,
+            incoming.user_id,
+            incoming.chat_id,
+            incoming.display_name,
+        )
+        if incoming.payload is not None:
+            return await self._button(member, incoming.payload)
+        text = incoming.text.strip()
+        match = _COMMAND.match(text)
+        if match:
+            return await self._command(
+                member, match.group(1).lower(), (match.group(2) or "").strip()
+            )
+        return await self._question(member, incoming.text)
+
+    async def _command(self, member: MemberInfo, name: str, args: str) -> list[Reply]:
+        match name:
+            case "start":
+                return self._start(member, args)
+            case "help" | "huongdan":
+                return [Reply(HELP, MENU_BUTTONS)]
+            case "faq" | "tracuu":
+                return [self._categories()]
+            case "hoso":
+                return [self._profile_summary(member)]
+            case "lienhe":
+                return await self._handover(member, args)
+            case "toi":
+                return [await self._stored_data(member)]
+            case "xoadulieu":
+                return [self._confirm_delete()]
+            case _:
+                return [Reply(f"Mình chưa hiểu lệnh /{name}. Gõ /help để xem các lệnh.")]
+
+    async def _button(self, member: MemberInfo, payload: str) -> list[Reply]:
+        kind, _, rest = payload.partition(":")
+        match kind:
+            case "cmd" if rest in ("start", "help", "faq", "hoso", "lienhe", "toi", "xoadulieu"):
+                return await self._command(member, rest, "")
+            case "faq":
+                entry = self.kb.get(rest)
+                if entry is None:
+                    return [Reply(STALE_CHOICE, notice=True)]
+                return [await self._entry_reply(member, entry)]
+            case "more":
+                entry = self.kb.get(rest)
+                if entry is None or not entry.detail:
+                    return [Reply(STALE_CHOICE, notice=True)]
+                return [Reply(f"{entry.title}\n\n{entry.detail}", _related_buttons(self.kb, entry))]
+            case "cats":
+                return [replace(self._categories(), edit=True)]
+            case "cat":
+                return [self._category_page(rest)]
+            case "fb":
+                return [await self._feedback(member, rest)]
+            case "hs":
+                return [await self._profile_step(member, rest)]
+            case "del":
+                return [await self._delete(member, rest)]
+        return [Reply(STALE_CHOICE, notice=True)]
+
+    # -- start, menu, FAQ browsing -------------------------------------------------
+
+    def _start(self, member: MemberInfo, payload: str) -> list[Reply]:
+        match = _DEEP_LINK_FAQ.match(payload.strip().lower())
+        if match and (entry := self.kb.get(match.group(1))) is not None:
+            # A trainer's link opens the entry directly; the menu follows.
+            return [self._entry_reply_unlogged(entry), Reply("Bạn có thể hỏi tiếp.", MENU_BUTTONS)]
+        if payload:
+            log.info("unknown /start payload (%d chars); showing the menu", len(payload))
+        name = f", {member.display_name}" if member.display_name else ""
+        return [Reply(GREETING.format(name=name), MENU_BUTTONS)]
+
+    def _categories(self) -> Reply:
+        buttons = tuple(
+            Button(f"{c.title} ({len(self.kb.in_category(c.key))})", f"cat:{c.key}:0")
+            for c in self.kb.categories
+            if self.kb.in_category(c.key)
+        )
+        return Reply("📚 Chọn một chủ đề:", buttons)
+
+    def _category_page(self, rest: str) -> Reply:
+        key, _, page_text = rest.partition(":")
+        entries = self.kb.in_category(key)
+        if not entries:
+            return Reply(STALE_CHOICE, notice=True)
+        pages = (len(entries) + FAQ_PAGE_SIZE - 1) // FAQ_PAGE_SIZE
+        page = min(max(int(page_text) if page_text.isdigit() else 0, 0), pages - 1)
+        shown = entries[page * FAQ_PAGE_SIZE : (page + 1) * FAQ_PAGE_SIZE]
+        buttons = [Button(e.title, f"faq:{e.id}") for e in shown]
+        if page > 0:
+            buttons.append(Button("◀ Trước", f"cat:{key}:{page - 1}"))
+        if page < pages - 1:
+            buttons.append(Button("Sau ▶", f"cat:{key}:{page + 1}"))
+        buttons.append(Button("↩ Chủ đề", "cats:"))
+        title = self.kb.category_title(key)
+        text = f"📚 {title} (trang {page + 1}/{pages})\nChọn câu hỏi:"
+        return Reply(text, tuple(buttons), edit=True)
+
+    # -- questions and entries -------------------------------------------------------
+
+    async def _question(self, member: MemberInfo, text: str) -> list[Reply]:
+        answer = await self.answers.answer(text[:MAX_QUESTION_CHARS], channel=member.channel)
+        message_id = await asyncio.to_thread(
+            self.messages.record,
+            member_id=member.id,
+            channel=member.channel,
+            text=text,
+            kind=answer.kind.value,
+            intent=answer.intent,
+            confidence=answer.confidence,
+            entry_id=answer.entry.id if answer.entry else None,
+            fallback=answer.fallback,
+            latency_ms=answer.latency_ms,
+        )
+        return [_answer_reply(answer, message_id)]
+
+    async def _entry_reply(self, member: MemberInfo, entry: Entry) -> Reply:
+        message_id = await asyncio.to_thread(
+            self.messages.record,
+            member_id=member.id,
+            channel=member.channel,
+            text=entry.title,
+            kind="browse",
+            intent=None,
+            confidence=None,
+            entry_id=entry.id,
+            fallback=False,
+            latency_ms=0.0,
+        )
+        reply = self._entry_reply_unlogged(entry)
+        return Reply(reply.text, (*_feedback_buttons(message_id), *reply.buttons), reply.citations)
+
+    def _entry_reply_unlogged(self, entry: Entry) -> Reply:
+        buttons = _related_buttons(self.kb, entry)
+        if entry.detail:
+            buttons = (Button("📖 Xem chi tiết", f"more:{entry.id}"), *buttons)
+        citations = tuple(Citation(b.document, b.article) for b in entry.basis)
+        return Reply(render_entry(entry), buttons, citations)
+
+    async def _feedback(self, member: MemberInfo, rest: str) -> Reply:
+        value, _, id_text = rest.partition(":")
+        if value not in ("up", "down") or not id_text.isdigit():
+            return Reply(STALE_CHOICE, notice=True)
+        stored = await asyncio.to_thread(self.messages.set_feedback, int(id_text), member.id, value)
+        if not stored:
+            return Reply(STALE_CHOICE, notice=True)
+        if value == "up":
+            return Reply("Cảm ơn bạn đã góp ý! 👍", notice=True)
+        return Reply(
+            "Cảm ơn bạn! Câu trả lời này sẽ được cán bộ xem lại. "
+            "Gõ /lienhe để hỏi cán bộ trực tiếp.",
+            notice=True,
+        )
+
+    # -- profile (/hoso) -------------------------------------------------------------
+
+    def _profile_summary(self, member: MemberInfo) -> Reply:
+        lines = ["👤 Hồ sơ HTX của bạn:"]
+        for step in PROFILE_STEPS:
+            value = self.options.label(step.field, getattr(member, step.field))
+            lines.append(f"• {step.summary}: {value or 'chưa khai báo'}")
+        lines.append("")
+        lines.append("Hồ sơ giúp mình nhắc đúng hạn nộp và gửi thông báo phù hợp với HTX của bạn.")
+        return Reply("\n".join(lines), (Button("✏️ Cập nhật hồ sơ", "hs:start"),))
+
+    def _profile_question(self, step: ProfileStep) -> Reply:
+        buttons = [
+            Button(c.label, f"hs:{step.key}:{c.code}") for c in self.options.choices(step.field)
+        ]
+        buttons.append(Button("Bỏ qua", f"hs:{step.key}:-"))
+        return Reply(step.question, tuple(buttons), edit=True)
+
+    async def _profile_step(self, member: MemberInfo, rest: str) -> Reply:
+        if rest == "start":
+            return self._profile_question(PROFILE_STEPS[0])
+        key, _, code = rest.partition(":")
+        index = next((i for i, s in enumerate(PROFILE_STEPS) if s.key == key), None)
+        if index is None:
+            return Reply(STALE_CHOICE, notice=True)
+        step = PROFILE_STEPS[index]
+        if code != "-":
+            if not self.options.is_valid(step.field, code):
+                return Reply(STALE_CHOICE, notice=True)
+            member = await asyncio.to_thread(
+                self.members.update_profile, member.id, **{step.field: code}
+            )
+        if index + 1 < len(PROFILE_STEPS):
+            return self._profile_question(PROFILE_STEPS[index + 1])
+        summary = self._profile_summary(member)
+        return Reply("✅ Đã lưu hồ sơ.\n\n" + summary.text, summary.buttons, edit=True)
+
+    # -- hand-over to staff (/lienhe) -----------------------------------------------------
+
+    async def _handover(self, member: MemberInfo, args: str) -> list[Reply]:
+        question = args
+        if not question:
+            since = _utcnow() - HANDOVER_RECENT
+            latest = await asyncio.to_thread(self.messages.latest, member.id, since)
+            question = latest.text if latest is not None else ""
+        if not question:
+            return [
+                Reply(
+                    "Bạn hãy gõ /lienhe kèm câu hỏi cần cán bộ hỗ trợ, ví dụ:\n"
+                    "/lienhe HTX tôi muốn vay vốn Quỹ hỗ trợ phát triển HTX thì cần hồ sơ gì?"
+                )
+            ]
+        waiting = await asyncio.to_thread(self.handovers.open_count, member.id)
+        if waiting >= MAX_OPEN_HANDOVERS:
+            return [
+                Reply(
+                    f"Bạn đang có {waiting} câu hỏi chờ cán bộ trả lời. "
+                    "Mình sẽ báo ngay khi cán bộ trả lời; bạn vui lòng chờ thêm nhé."
+                )
+            ]
+        handover = await asyncio.to_thread(self.handovers.open, member.id, question)
+        if not await self._post_to_staff(member, handover.id, question):
+            return [
+                Reply(
+                    f"Mình đã lưu câu hỏi của bạn (mã #{handover.id}), nhưng hiện chưa kết nối "
+                    "được với cán bộ qua kênh này. Bạn có thể liên hệ Liên minh HTX tỉnh, thành "
+                    "phố nơi HTX đăng ký để được hỗ trợ sớm."
+                )
+            ]
+        return [
+            Reply(
+                f"Mình đã chuyển câu hỏi của bạn tới cán bộ Liên minh HTX (mã #{handover.id}):\n"
+                f"«{_shorten(question, 300)}»\n\n"
+                "Một cán bộ sẽ trả lời bạn ngay tại đây, thường trong giờ hành chính."
+            )
+        ]
+
+    async def _post_to_staff(self, member: MemberInfo, handover_id: int, question: str) -> bool:
+        if self.staff.chat_id is None or not self.senders.has(self.staff.channel):
+            return False
+        profile = ", ".join(
+            label
+            for step in PROFILE_STEPS[:2]
+            if (label := self.options.label(step.field, getattr(member, step.field)))
+        )
+        text = (
+            f"🙋 Câu hỏi chuyển cán bộ #{handover_id}\n"
+            f"Từ: {member.display_name or 'thành viên'} (kênh {member.channel})\n"
+            + (f"Hồ sơ: {profile}\n" if profile else "")
+            + f"\n{question}\n\n"
+            "↩ Trả lời (reply) tin nhắn này để gửi câu trả lời cho thành viên."
+        )
+        try:
+            posted = await self.senders.send(self.staff.channel, self.staff.chat_id, Reply(text))
+        except SendError:
+            log.exception("could not post hand-over #%d to the staff chat", handover_id)
+            return False
+        if posted is not None:
+            await asyncio.to_thread(
+                self.handovers.attach_staff_post, handover_id, self.staff.chat_id, posted
+            )
+        return True
+
+    async def _staff_message(self, incoming: Incoming) -> list[Reply]:
+        if incoming.reply_to_message_id is None or not incoming.text.strip():
+            return []  # staff talking among themselves
+        assert self.staff.chat_id is not None  # checked by is_staff_chat
+        handover = await asyncio.to_thread(
+            self.handovers.find_by_staff_post, self.staff.chat_id, incoming.reply_to_message_id
+        )
+        if handover is None:
+            return []
+        member = await asyncio.to_thread(self.members.get, handover.member_id)
+        if member is None:
+            return [Reply(f"Thành viên của câu hỏi #{handover.id} đã xoá dữ liệu; không gửi được.")]
+        reply = Reply(
+            f"💬 Cán bộ Liên minh HTX trả lời câu hỏi #{handover.id} của bạn:\n\n"
+            f"{incoming.text.strip()}\n\nGõ /lienhe kèm câu hỏi nếu bạn cần hỏi thêm."
+        )
+        try:
+            await self.senders.send(member.channel, member.chat_id, reply)
+        except RecipientBlocked:
+            await asyncio.to_thread(self.members.set_active, member.id, False)
+            return [Reply(f"Không gửi được câu trả lời #{handover.id}: thành viên đã chặn bot.")]
+        except SendError as exc:
+            log.warning("staff answer to hand-over #%d not delivered: %s", handover.id, exc)
+            return [Reply(f"Chưa gửi được câu trả lời #{handover.id}; vui lòng thử lại sau.")]
+        await asyncio.to_thread(self.handovers.mark_answered, handover.id)
+        return [Reply(f"✅ Đã gửi câu trả lời #{handover.id} tới thành viên.")]
+
+    # -- personal data (/toi, /xoadulieu) ----------------------------------------------------
+
+    async def _stored_data(self, member: MemberInfo) -> Reply:
+        data = await asyncio.to_thread(self.members.stored_data, member.id)
+        if data is None:
+            return Reply("Mình không lưu dữ liệu nào về bạn.")
+        m = data.member
+        lines = [
+            "🔎 Dữ liệu mình đang lưu về bạn:",
+            f"• Kênh: {m.channel}, mã người dùng {m.external_id}",
+            f"• Tên hiển thị: {m.display_name or '(không có)'}",
+        ]
+        for step in PROFILE_STEPS:
+            value = self.options.label(step.field, getattr(m, step.field))
+            lines.append(f"• {step.summary}: {value or 'chưa khai báo'}")
+        lines += [
+            f"• Nhận nhắc hạn: {'có' if m.consent_reminders else 'không'}",
+            f"• Nhận thông báo: {'có' if m.consent_broadcasts else 'không'}",
+            f"• Số câu hỏi đã lưu: {data.questions} (trong đó {data.feedback_given} có góp ý)",
+            f"• Số lần chuyển cán bộ: {data.handovers}",
+            f"• Bắt đầu trò chuyện: {format_date(_local(m.created_at))}",
+            "",
+            "Câu hỏi chưa trả lời được cũng được lưu ẩn danh để cán bộ bổ sung kiến thức.",
+            "Gõ /xoadulieu để xoá toàn bộ dữ liệu trên.",
+        ]
+        return Reply("\n".join(lines), (Button("🗑 Xoá dữ liệu của tôi", "cmd:xoadulieu"),))
+
+    def _confirm_delete(self) -> Reply:
+        return Reply(
+            "Bạn có chắc muốn xoá toàn bộ dữ liệu mình lưu về bạn (hồ sơ, câu hỏi, góp ý, "
+            "yêu cầu chuyển cán bộ)? Việc này không hoàn tác được.",
+            (Button("🗑 Xoá hết", "del:yes"), Button("Huỷ", "del:no")),
+        )
+
+    async def _delete(self, member: MemberInfo, answer: str) -> Reply:
+        if answer == "yes":
+            await asyncio.to_thread(self.members.delete, member.id)
+            return Reply(
+                "Đã xoá toàn bộ dữ liệu của bạn. Nếu bạn nhắn tiếp, mình sẽ coi như lần đầu "
+                "trò chuyện.",
+                edit=True,
+            )
+        return Reply("Đã huỷ, dữ liệu của bạn vẫn được giữ nguyên.", edit=True)
+
+
+def _feedback_buttons(message_id: int) -> tuple[Button, ...]:
+    return (
+        Button("👍 Hữu ích", f"fb:up:{message_id}"),
+        Button("👎 Chưa đúng", f"fb:down:{message_id}"),
+    )
+
+
+def _related_buttons(kb: KnowledgeBase, entry: Entry) -> tuple[Button, ...]:
+    return tuple(Button(e.title, f"faq:{e.id}") for r in entry.related if (e := kb.get(r)))
+
+
+def _answer_reply(answer: Answer, message_id: int) -> Reply:
+    (reply,) = answer.to_replies()
+    if answer.kind in (AnswerKind.ENTRY, AnswerKind.SUGGESTED):
+        return Reply(reply.text, (*_feedback_buttons(message_id), *reply.buttons), reply.citations)
+    return reply
+
+
+def _local(moment: dt.datetime) -> dt.datetime:
+    """The moment in Vietnam's time zone (SQLite hands back naive UTC values)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(VIETNAM)
+
+
+def _shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,159 @@
+"""Members: one row per person per channel, with profile, role and consents."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.db import Handover, Member, MessageLog, utcnow
+
+__all__ = ["PROFILE_FIELDS", "MemberInfo", "MemberStore", "StoredData"]
+
+# Profile fields a member sets with /hoso.
+PROFILE_FIELDS = ("province", "coop_type", "coop_role", "vat_period")
+_MAX_NAME = 200
+
+
+@dataclass(frozen=True, slots=True)
+class MemberInfo:
+    """A detached copy of a member row, safe to pass between threads."""
+
+    id: int
+    channel: str
+    external_id: str
+    chat_id: str
+    display_name: str | None
+    province: str | None
+    coop_type: str | None
+    coop_role: str | None
+    vat_period: str | None
+    role: str
+    consent_reminders: bool
+    consent_broadcasts: bool
+    active: bool
+    created_at: dt.datetime
+
+    @classmethod
+    def of(cls, row: Member) -> MemberInfo:
+        """Copies the row's columns."""
+        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
+
+@dataclass(frozen=True, slots=True)
+class StoredData:
+    """Everything stored about one member, as /toi shows it."""
+
+    member: MemberInfo
+    questions: int
+    feedback_given: int
+    handovers: int
+
+
+class MemberStore:
+    """Creates, reads, updates and deletes members."""
+
+    def __init__(self, engine: Engine) -> None:
+        """Uses ``engine`` (migrated)."""
+        self._engine = engine
+
+    def touch(
+        self, channel: str, external_id: str, chat_id: str, display_name: str | None
+    ) -> MemberInfo:
+        """Returns the member, creating it on first contact; refreshes chat, name and last seen."""
+        name = display_name[:_MAX_NAME] if display_name else None
+        for _attempt in range(3):
+            with Session(self._engine) as session, session.begin():
+                row = session.scalar(
+                    select(Member).where(
+                        Member.channel == channel, Member.external_id == external_id
+                    )
+                )
+                if row is not None:
+                    row.chat_id, row.last_seen_at, row.active = chat_id, utcnow(), True
+                    if name and row.display_name != name:
+                        row.display_name = name
+                    session.flush()
+                    return MemberInfo.of(row)
+            try:
+                with Session(self._engine) as session, session.begin():
+                    row = Member(
+                        channel=channel,
+                        external_id=external_id,
+                        chat_id=chat_id,
+                        display_name=name,
+                        role="member",
+                        consent_reminders=False,
+                        consent_broadcasts=True,
+                        active=True,
+                    )
+                    session.add(row)
+                    session.flush()
+                    return MemberInfo.of(row)
+            except IntegrityError:
+                continue  # a concurrent first message created it: read it back
+        raise RuntimeError(f"could not create member {channel}:{external_id}")
+
+    def get(self, member_id: int) -> MemberInfo | None:
+        """The member with this id, if any."""
+        with Session(self._engine) as session:
+            row = session.get(Member, member_id)
+            return MemberInfo.of(row) if row is not None else None
+
+    def find(self, channel: str, external_id: str) -> MemberInfo | None:
+        """The member known by this channel's user id, if any."""
+        with Session(self._engine) as session:
+            row = session.scalar(
+                select(Member).where(Member.channel == channel, Member.external_id == external_id)
+            )
+            return MemberInfo.of(row) if row is not None else None
+
+    def update_profile(self, member_id: int, **values: Any) -> MemberInfo:
+        """Sets profile fields (``province``, ``coop_type``, ``coop_role``, ``vat_period``)."""
+        unknown = set(values) - set(PROFILE_FIELDS)
+        if unknown:
+            raise ValueError(f"not profile fields: {sorted(unknown)}")
+        with Session(self._engine) as session, session.begin():
+            row = session.get(Member, member_id)
+            if row is None:
+                raise LookupError(f"no member {member_id}")
+            for key, value in values.items():
+                setattr(row, key, value)
+            session.flush()
+            return MemberInfo.of(row)
+
+    def set_active(self, member_id: int, active: bool) -> None:
+        """Marks a member reachable or not (blocked the bot, deactivated)."""
+        with Session(self._engine) as session, session.begin():
+            session.execute(update(Member).where(Member.id == member_id).values(active=active))
+
+    def stored_data(self, member_id: int) -> StoredData | None:
+        """What is stored about the member: the row and counts of what hangs off it."""
+        with Session(self._engine) as session:
+            row = session.get(Member, member_id)
+            if row is None:
+                return None
+            questions = session.scalar(
+                select(func.count()).where(MessageLog.member_id == member_id)
+            )
+            feedback = session.scalar(
+                select(func.count()).where(
+                    MessageLog.member_id == member_id, MessageLog.feedback.is_not(None)
+                )
+            )
+            handovers = session.scalar(select(func.count()).where(Handover.member_id == member_id))
+            return StoredData(MemberInfo.of(row), questions or 0, feedback or 0, handovers or 0)
+
+    def delete(self, member_id: int) -> bool:
+        """Deletes the member and everything linked to it; True when there was something."""
+        with Session(self._engine) as session, session.begin():
+            # Explicit deletes, so that nothing depends on the database enforcing cascades.
+            session.execute(delete(MessageLog).where(MessageLog.member_id == member_id))
+            session.execute(delete(Handover).where(Handover.member_id == member_id))
+            result = session.execute(delete(Member).where(Member.id == member_id))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
