@@ -147,6 +147,11 @@ class Conversation:
     # -- dispatch ---------------------------------------------------------------
 
     async def _dispatch(self, incoming: Incoming) -> list[Reply]:
+        incoming = replace(
+            incoming,
+            text=_storable(incoming.text),
+            display_name=_storable(incoming.display_name) if incoming.display_name else None,
+        )
         if self.is_staff_chat(incoming.channel, incoming.chat_id):
             return await self._staff_message(incoming)
         member = await asyncio.to_thread(
@@ -497,6 +502,11 @@ def _answer_reply(answer: Answer, message_id: int) -> Reply:
     if answer.kind in (AnswerKind.ENTRY, AnswerKind.SUGGESTED):
         return Reply(reply.text, (*_feedback_buttons(message_id), *reply.buttons), reply.citations)
     return reply
+
+
+def _storable(text: str) -> str:
+    """Text every database accepts: no NUL characters, no lone surrogates (from broken JSON)."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
 def _local(moment: dt.datetime) -> dt.datetime:

@@ -8,7 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
+from bot.db import Base, create_db_engine, upgrade_db
 from bot.nlu_service import NLUService
 from bot.settings import Settings
 from nlu.build import current_model, train_model
@@ -42,3 +46,52 @@ def nlu_url(test_settings: Settings, nlu_model: Path) -> Iterator[str]:
         yield service.url
     finally:
         service.stop()
+
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _drop_everything(engine: Engine) -> None:
+    Base.metadata.drop_all(engine)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+
+
+def postgres_engine() -> Engine:
+    """An engine on the test PostgreSQL server; skips the test when none answers."""
+    url = Settings(_env_file=None, database_url=POSTGRES_URL).database_url  # type: ignore[call-arg]
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+    except OperationalError as exc:
+        engine.dispose()
+        pytest.skip(f"no PostgreSQL server answers at {POSTGRES_URL}: {exc.orig}")
+    return engine
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated, empty database: a SQLite file, then the PostgreSQL test database."""
+    if request.param == "sqlite":
+        engine = create_db_engine(f"sqlite:///{tmp_path / 'nested' / 'test.db'}")
+    else:
+        engine = postgres_engine()
+    _drop_everything(engine)
+    upgrade_db(engine)
+    try:
+        yield engine
+    finally:
+        _drop_everything(engine)
+        engine.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    """A migrated SQLite database in a temporary folder."""
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'test.db'}")
+    upgrade_db(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.answers import AnswerKind, AnswerService
-from bot.db import ReviewQuestion, create_db_engine, init_db
+from bot.db import ReviewQuestion
 from bot.nlu_client import NLUClient
 from bot.nlu_service import free_port
 from bot.review import ReviewLog
@@ -34,11 +34,8 @@ OUT_OF_SCOPE = [
 
 
 @pytest.fixture
-def engine(tmp_path):
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'answers.db'}")
-    init_db(engine)
-    yield engine
-    engine.dispose()
+def engine(sqlite_engine):
+    return sqlite_engine
 
 
 def ask(url: str | None, questions: list[str], engine=None, threshold: float | None = None):

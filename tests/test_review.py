@@ -2,42 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
-from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
 
-from bot.db import Base, create_db_engine, init_db
 from bot.review import ReviewLog
 from bot.settings import Settings
 
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
-
-def _postgres_engine():
-    url = Settings(_env_file=None, database_url=POSTGRES_URL).database_url  # type: ignore[call-arg]
-    engine = create_db_engine(url)
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("select 1"))
-    except OperationalError as exc:
-        engine.dispose()
-        pytest.skip(f"no PostgreSQL server answers at {POSTGRES_URL}: {exc.orig}")
-    return engine
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        engine = create_db_engine(f"sqlite:///{tmp_path / 'nested' / 'review.db'}")
-    else:
-        engine = _postgres_engine()
-    Base.metadata.drop_all(engine)
-    init_db(engine)
-    yield engine
-    Base.metadata.drop_all(engine)
-    engine.dispose()
+@pytest.fixture
+def engine(db_engine):
+    return db_engine
 
 
 def test_records_and_lists_open_questions(engine):
