@@ -16,9 +16,12 @@ from bot.db import Base, create_db_engine, upgrade_db
 from bot.nlu_service import NLUService
 from bot.settings import Settings
 from nlu.build import current_model, train_model
+from tests.running_bot import RunningBot
 
 # Tests never read the developer's .env: each builds its own settings.
-os.environ.pop("NLU_URL", None)
+for _name in list(os.environ):
+    if _name.startswith(("NLU_", "TELEGRAM_", "ZALO_", "WEB_", "DATABASE_")):
+        os.environ.pop(_name)
 
 
 @pytest.fixture(scope="session")
@@ -95,3 +98,22 @@ def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+def bot_settings(nlu_url: str, database: Path, **overrides: object) -> Settings:
+    """Settings for an end-to-end bot: the session's NLU service, a fresh SQLite file."""
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        nlu_url=nlu_url,
+        database_url=f"sqlite:///{database}",
+        web_port=0,
+        **overrides,
+    )
+
+
+@pytest.fixture(scope="module")
+def web_chat_url(nlu_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The web chat of a running assistant (real NLU service, real database)."""
+    database = tmp_path_factory.mktemp("webchat") / "webchat.db"
+    with RunningBot(bot_settings(nlu_url, database)) as bot:
+        yield bot.url

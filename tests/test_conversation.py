@@ -154,8 +154,8 @@ def test_profile_flow_stores_each_answer(core, sqlite_engine):
     assert step1.edit and len(step1.buttons) == 34 + 1  # provinces and "skip"
     (step2,) = say(core, payload="hs:p:can_tho")
     assert "hs:t:htx_nong_nghiep" in payloads(step2)
-    (step3,) = say(core, payload="hs:t:-")  # skipped
-    (step4,) = say(core, payload="hs:r:giam_doc")
+    (_step3,) = say(core, payload="hs:t:-")  # skipped
+    (_step4,) = say(core, payload="hs:r:giam_doc")
     (done,) = say(core, payload="hs:v:quarterly")
     assert done.edit and "Đã lưu hồ sơ" in done.text and "Cần Thơ" in done.text
     (bad,) = say(core, payload="hs:p:atlantis")
