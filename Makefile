@@ -6,13 +6,17 @@ VENV := .venv
 NLU_VENV := .venv-nlu
 COOPBOT := $(VENV)/bin/coopbot
 
-.PHONY: run test setup env model lint bench-nlu clean-env
+.PHONY: run test setup env model browser lint bench-nlu bench-chat clean-env
 
 run: model
 	$(COOPBOT) run
 
-test: model
+test: model browser
 	$(VENV)/bin/python -m pytest
+
+# Debian's Chromium and ChromeDriver for the web chat's browser test.
+browser:
+	scripts/ensure-chromium
 
 setup: env model
 
@@ -42,6 +46,9 @@ lint: env
 
 bench-nlu: model
 	$(VENV)/bin/python benchmarks/bench_nlu.py
+
+bench-chat: model
+	$(VENV)/bin/python benchmarks/bench_chat.py
 
 clean-env:
 	rm -rf $(VENV) $(NLU_VENV)

@@ -252,11 +252,11 @@ def create_web_app(runtime: Runtime) -> Starlette:
     async def chat_message(request: Request) -> Response:
         body = await _read_body(request)
         if body is None:
-            return JSONResponse({"error": "body too large"}, status_code=413)
+            return JSONResponse({"error": "Tin nhắn quá lớn."}, status_code=413)
         try:
             result = await runtime.webchat.post_message(json.loads(body))
-        except json.JSONDecodeError:
-            return JSONResponse({"error": "body must be JSON"}, status_code=400)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return JSONResponse({"error": "Yêu cầu không hợp lệ (cần JSON)."}, status_code=400)
         except WebChatError as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
         return JSONResponse(result, headers={"Cache-Control": "no-store"})
@@ -364,6 +364,7 @@ async def serve(
             await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
             log.info("shutting down: finishing replies in flight")
+            runtime.webchat.close()
             server.should_exit = True
             await task
     finally:

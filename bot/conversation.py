@@ -80,7 +80,8 @@ class Incoming:
 
     ``payload`` is set for a button press (its ``text`` is then the button's
     label, when the channel knows it); ``reply_to_message_id`` is the message
-    this one replies to (used by staff answering a hand-over).
+    this one replies to (used by staff answering a hand-over); ``attachment``
+    marks a photo, document or other file (its caption, if any, is the text).
     """
 
     channel: str
@@ -92,6 +93,7 @@ class Incoming:
     received_at: dt.datetime = field(default_factory=_utcnow)
     payload: str | None = None
     reply_to_message_id: str | None = None
+    attachment: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,8 +417,10 @@ class Conversation:
         return True
 
     async def _staff_message(self, incoming: Incoming) -> list[Reply]:
-        if incoming.reply_to_message_id is None or not incoming.text.strip():
+        if incoming.reply_to_message_id is None:
             return []  # staff talking among themselves
+        if not (incoming.text.strip() or incoming.attachment):
+            return []
         assert self.staff.chat_id is not None  # checked by is_staff_chat
         handover = await asyncio.to_thread(
             self.handovers.find_by_staff_post, self.staff.chat_id, incoming.reply_to_message_id
@@ -426,12 +430,27 @@ class Conversation:
         member = await asyncio.to_thread(self.members.get, handover.member_id)
         if member is None:
             return [Reply(f"Thành viên của câu hỏi #{handover.id} đã xoá dữ liệu; không gửi được.")]
-        reply = Reply(
-            f"💬 Cán bộ Liên minh HTX trả lời câu hỏi #{handover.id} của bạn:\n\n"
-            f"{incoming.text.strip()}\n\nGõ /lienhe kèm câu hỏi nếu bạn cần hỏi thêm."
-        )
+        header = f"💬 Cán bộ Liên minh HTX trả lời câu hỏi #{handover.id} của bạn"
+        footer = "Gõ /lienhe kèm câu hỏi nếu bạn cần hỏi thêm."
         try:
-            await self.senders.send(member.channel, member.chat_id, reply)
+            if incoming.attachment:
+                # A form or a photo: copied as it is (caption included) after a short header.
+                if member.channel != self.staff.channel or incoming.message_id is None:
+                    return [
+                        Reply(
+                            f"Thành viên của câu hỏi #{handover.id} dùng kênh {member.channel}, "
+                            "chỉ nhận được tin nhắn chữ. Vui lòng trả lời bằng chữ."
+                        )
+                    ]
+                await self.senders.send(
+                    member.channel, member.chat_id, Reply(f"{header} (tệp bên dưới).\n\n{footer}")
+                )
+                await self.senders.copy(
+                    member.channel, member.chat_id, self.staff.chat_id, incoming.message_id
+                )
+            else:
+                reply = Reply(f"{header}:\n\n{incoming.text.strip()}\n\n{footer}")
+                await self.senders.send(member.channel, member.chat_id, reply)
         except RecipientBlocked:
             await asyncio.to_thread(self.members.set_active, member.id, False)
             return [Reply(f"Không gửi được câu trả lời #{handover.id}: thành viên đã chặn bot.")]

@@ -10,13 +10,14 @@ Exceptions::
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.replies import Reply
 
 __all__ = [
     "ChannelSender",
     "ChannelUnavailable",
+    "CopyingSender",
     "RateLimited",
     "RecipientBlocked",
     "SendError",
@@ -52,6 +53,15 @@ class ChannelSender(Protocol):
         ...
 
 
+@runtime_checkable
+class CopyingSender(ChannelSender, Protocol):
+    """A sender that can also copy a message from one chat to another (Telegram)."""
+
+    async def copy(self, chat_id: str, from_chat_id: str, message_id: str) -> str | None:
+        """Copies message ``message_id`` of ``from_chat_id`` into ``chat_id``; returns its id."""
+        ...
+
+
 class Senders:
     """The senders of the running channels, by channel name."""
 
@@ -76,3 +86,17 @@ class Senders:
         if sender is None:
             raise ChannelUnavailable(f"channel {channel!r} is not running")
         return await sender.send(chat_id, reply)
+
+    async def copy(
+        self, channel: str, chat_id: str, from_chat_id: str, message_id: str
+    ) -> str | None:
+        """Copies a message (a staff member's file or photo) within one channel.
+
+        Raises ``SendError`` when the channel's sender cannot copy messages.
+        """
+        sender = self._senders.get(channel)
+        if sender is None:
+            raise ChannelUnavailable(f"channel {channel!r} is not running")
+        if not isinstance(sender, CopyingSender):
+            raise SendError(f"channel {channel!r} cannot copy messages")
+        return await sender.copy(chat_id, from_chat_id, message_id)

@@ -31,6 +31,7 @@ class RecordingSender:
 
     def __init__(self, blocked: frozenset[str] = frozenset()) -> None:
         self.sent: list[tuple[str, Reply]] = []
+        self.copies: list[tuple[str, str, str]] = []
         self.blocked = blocked
 
     async def send(self, chat_id: str, reply: Reply) -> str | None:
@@ -38,6 +39,10 @@ class RecordingSender:
             raise RecipientBlocked("bot was blocked by the user")
         self.sent.append((chat_id, reply))
         return str(len(self.sent))
+
+    async def copy(self, chat_id: str, from_chat_id: str, message_id: str) -> str | None:
+        self.copies.append((chat_id, from_chat_id, message_id))
+        return str(len(self.copies))
 
 
 @pytest.fixture
@@ -64,7 +69,8 @@ def core(sqlite_engine, senders):
 
 def say(core: Conversation, text: str = "", *, user: str = "42", payload: str | None = None,
         channel: str = "telegram", chat: str | None = None, reply_to: str | None = None,
-        name: str | None = "Lan") -> list[Reply]:  # fmt: skip
+        name: str | None = "Lan", message_id: str | None = None,
+        attachment: bool = False) -> list[Reply]:  # fmt: skip
     incoming = Incoming(
         channel=channel,
         chat_id=chat or user,
@@ -73,6 +79,8 @@ def say(core: Conversation, text: str = "", *, user: str = "42", payload: str | 
         display_name=name,
         payload=payload,
         reply_to_message_id=reply_to,
+        message_id=message_id,
+        attachment=attachment,
     )
     return asyncio.run(core.handle(incoming))
 
@@ -194,6 +202,25 @@ def test_handover_needs_a_question_and_reports_blocked_members(core, senders):
     post_id = str(len(staff.sent))
     (ack,) = say(core, "trả lời", user="9", chat=STAFF_CHAT, reply_to=post_id)
     assert "chặn bot" in ack.text
+
+
+def test_staff_file_is_copied_to_a_telegram_member_and_refused_for_the_web(core, senders):
+    staff = senders._senders["telegram"]
+    say(core, "/lienhe xin mẫu điều lệ HTX", user="43")
+    post_id = str(len(staff.sent))
+    (ack,) = say(core, "", user="9", chat=STAFF_CHAT, reply_to=post_id, message_id="77",
+                 attachment=True)  # fmt: skip
+    assert ack.text.startswith("✅")
+    assert staff.copies == [("43", STAFF_CHAT, "77")]
+    member_chat, header = staff.sent[-1]
+    assert member_chat == "43" and "#" in header.text and "tệp bên dưới" in header.text
+
+    say(core, "/lienhe xin mẫu điều lệ", user="w" * 20, channel="web")
+    post_id = str(len(staff.sent))
+    (refused,) = say(core, "", user="9", chat=STAFF_CHAT, reply_to=post_id, message_id="78",
+                     attachment=True)  # fmt: skip
+    assert "chỉ nhận được tin nhắn chữ" in refused.text
+    assert len(staff.copies) == 1 and senders._senders["web"].sent == []
 
 
 def test_web_member_gets_staff_answers_through_the_web_sender(core, senders):

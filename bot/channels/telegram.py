@@ -7,9 +7,10 @@ split at paragraph or sentence boundaries; the buttons go with the last part.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, User
 from telegram.constants import ParseMode
@@ -85,6 +86,7 @@ def incoming_from_message(message: Message, user: User | None) -> Incoming:
         message_id=str(message.message_id),
         received_at=message.date,
         reply_to_message_id=str(reply_to.message_id) if reply_to is not None else None,
+        attachment=message.effective_attachment is not None,
     )
 
 
@@ -98,22 +100,35 @@ class TelegramSender:
     async def send(self, chat_id: str, reply: Reply) -> str | None:
         """Sends the reply's parts in order; returns the last message id."""
         last: Message | None = None
-        try:
+        with _mapped_errors():
             for text, markup in render(reply):
                 last = await self._bot.send_message(
                     chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup
                 )
-        except Forbidden as exc:
-            raise RecipientBlocked(exc.message) from exc
-        except RetryAfter as exc:
-            raise RateLimited(_seconds(exc.retry_after), exc.message) from exc
-        except BadRequest as exc:
-            if "chat not found" in exc.message.lower():
-                raise RecipientBlocked(exc.message) from exc
-            raise SendError(exc.message) from exc
-        except TelegramError as exc:
-            raise SendError(exc.message) from exc
         return str(last.message_id) if last is not None else None
+
+    async def copy(self, chat_id: str, from_chat_id: str, message_id: str) -> str | None:
+        """Copies a message (a staff member's file or photo) into ``chat_id``."""
+        with _mapped_errors():
+            copied = await self._bot.copy_message(chat_id, from_chat_id, int(message_id))
+        return str(copied.message_id)
+
+
+@contextlib.contextmanager
+def _mapped_errors() -> Iterator[None]:
+    """Maps python-telegram-bot's errors to the channel-neutral ``SendError`` family."""
+    try:
+        yield
+    except Forbidden as exc:
+        raise RecipientBlocked(exc.message) from exc
+    except RetryAfter as exc:
+        raise RateLimited(_seconds(exc.retry_after), exc.message) from exc
+    except BadRequest as exc:
+        if "chat not found" in exc.message.lower():
+            raise RecipientBlocked(exc.message) from exc
+        raise SendError(exc.message) from exc
+    except TelegramError as exc:
+        raise SendError(exc.message) from exc
 
 
 def _seconds(value: object) -> float:

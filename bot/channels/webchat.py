@@ -57,6 +57,7 @@ class WebChat:
         self._conversation = conversation
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._ids = itertools.count(1)
+        self._closing = False
 
     def _session(self, session_id: str) -> _Session:
         session = self._sessions.get(session_id)
@@ -81,17 +82,19 @@ class WebChat:
     async def post_message(self, body: Any) -> dict[str, Any]:
         """Handles one typed message or button press; raises ``WebChatError`` on bad input."""
         if not isinstance(body, dict):
-            raise WebChatError(400, "body must be a JSON object")
+            raise WebChatError(400, "Yêu cầu không hợp lệ (cần một đối tượng JSON).")
         session_id = _session_id(body.get("session"))
         text, payload, label = body.get("text"), body.get("payload"), body.get("label")
         if payload is not None:
             if not isinstance(payload, str) or not 1 <= len(payload) <= 64:
-                raise WebChatError(400, "payload must be a string of 1 to 64 characters")
+                raise WebChatError(400, "Lựa chọn không hợp lệ.")
             text = label if isinstance(label, str) else ""
         elif not isinstance(text, str) or not text.strip():
-            raise WebChatError(400, "text must be a non-empty string")
+            raise WebChatError(400, "Bạn chưa nhập nội dung tin nhắn.")
         if len(text) > MAX_TEXT_CHARS:
-            raise WebChatError(413, f"text is longer than {MAX_TEXT_CHARS} characters")
+            raise WebChatError(
+                413, f"Tin nhắn dài quá {MAX_TEXT_CHARS} ký tự; bạn rút gọn giúp mình nhé."
+            )
         self._check_rate(self._session(session_id))
         incoming = Incoming(
             channel=CHANNEL,
@@ -106,19 +109,25 @@ class WebChat:
     def _check_rate(self, session: _Session) -> None:
         now = time.monotonic()
         if len(session.recent) == _RATE_MAX and now - session.recent[0] < _RATE_WINDOW_S:
-            raise WebChatError(429, "too many messages; wait a few seconds")
+            raise WebChatError(429, "Bạn gửi nhanh quá, vui lòng chờ vài giây rồi gửi tiếp.")
         session.recent.append(now)
 
     async def wait_inbox(self, session_value: Any, timeout: float) -> dict[str, Any]:
         """Returns queued later replies, waiting up to ``timeout`` seconds for one."""
         session = self._session(_session_id(session_value))
-        if not session.inbox:
+        if not session.inbox and not self._closing:
             session.arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(session.arrived.wait(), timeout)
         replies = list(session.inbox)
         session.inbox.clear()
         return {"replies": replies}
+
+    def close(self) -> None:
+        """Ends every waiting long poll at once (on shutdown); later polls return at once."""
+        self._closing = True
+        for session in self._sessions.values():
+            session.arrived.set()
 
     async def send(self, chat_id: str, reply: Reply) -> str | None:
         """Queues a reply for the session's page (the ``web`` channel's sender)."""
@@ -131,5 +140,5 @@ class WebChat:
 
 def _session_id(value: Any) -> str:
     if not isinstance(value, str) or not SESSION_PATTERN.match(value):
-        raise WebChatError(400, "session must match [A-Za-z0-9_-]{16,64}")
+        raise WebChatError(400, "Phiên trò chuyện không hợp lệ; bạn tải lại trang nhé.")
     return value
