@@ -102,12 +102,9 @@ def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
 
 def bot_settings(nlu_url: str, database: Path, **overrides: object) -> Settings:
     """Settings for an end-to-end bot: the session's NLU service, a fresh SQLite file."""
+    values: dict[str, object] = {"web_port": 0, **overrides}
     return Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        nlu_url=nlu_url,
-        database_url=f"sqlite:///{database}",
-        web_port=0,
-        **overrides,
+        _env_file=None, nlu_url=nlu_url, database_url=f"sqlite:///{database}", **values
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import html
 import logging
+import os
 from collections.abc import Iterator, Sequence
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, User
@@ -31,6 +32,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# python-telegram-bot 22 opts in to ``datetime.timedelta`` durations (``RetryAfter.retry_after``)
+# with this variable; without it, every rate-limit error also emits a deprecation warning.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 CHANNEL = "telegram"
 TELEGRAM_TEXT_LIMIT = 4096

@@ -1,0 +1,265 @@
+"""Chat benchmark: members talking to the real bot through the fake Telegram server.
+
+Run with `make bench-chat`. For each run mode (long polling, then webhook):
+
+1. start the assistant as its own process (`coopbot run`, the NLU service
+   started here once and shared), pointed at the fake Bot API server that
+   runs in this process;
+2. closed loop: 20 simulated members each send a held-out question, wait for
+   the answer, send the next one; end-to-end latency is measured from the
+   moment the update is handed to the fake server (given to `getUpdates` or
+   POSTed to the webhook) to the moment the bot's `sendMessage` arrives there;
+3. burst: 1,000 questions from 100 members pushed at once; messages per
+   second from the first push to the last answer;
+4. the bot process's resident memory (peak, sampled every 100 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.nlu_service import NLUService
+from bot.settings import PROJECT_ROOT, load_settings
+from nlu.build import TEST_DIR, current_model, load_examples
+from tests.fakes import FakeTelegram
+from tests.fakes.telegram_api import Call
+
+TOKEN = "4242:bench-token"
+COOPBOT = PROJECT_ROOT / ".venv" / "bin" / "coopbot"
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def free_port() -> int:
+    """A TCP port free right now on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Replies:
+    """Counts the bot's successful sends per chat, as the fake server records them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Condition()
+        self.by_chat: dict[int, list[float]] = defaultdict(list)
+        self.total = 0
+        self.last_at = 0.0
+
+    def on_call(self, call: Call) -> None:
+        """Listener run by the fake server for each call it answered."""
+        if call.method != "sendMessage" or call.status != 200:
+            return
+        with self.lock:
+            self.by_chat[int(call.params["chat_id"])].append(call.at)
+            self.total += 1
+            self.last_at = max(self.last_at, call.at)
+            self.lock.notify_all()
+
+    def wait_chat(self, chat_id: int, count: int, timeout: float = 30.0) -> float:
+        """Waits for the ``count``-th reply in a chat; returns when it arrived."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while len(self.by_chat[chat_id]) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no reply #{count} in chat {chat_id}")
+                self.lock.wait(left)
+            return self.by_chat[chat_id][count - 1]
+
+    def wait_total(self, count: int, timeout: float = 120.0) -> None:
+        """Waits until ``count`` replies arrived in all."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while self.total < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"only {self.total} of {count} replies arrived")
+                self.lock.wait(left)
+
+
+@dataclass
+class MemorySampler:
+    """Samples a process's RSS every 100 ms in a thread; keeps the peak."""
+
+    pid: int
+    peak: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        process = psutil.Process(self.pid)
+        while not self._stop.wait(0.1):
+            try:
+                self.peak = max(self.peak, process.memory_info().rss)
+            except psutil.Error:
+                return
+
+    def stop(self) -> float:
+        """Stops sampling; returns the peak in MB."""
+        self._stop.set()
+        self._thread.join()
+        return self.peak / 2**20
+
+
+@contextmanager
+def running_bot(mode: str, fake: FakeTelegram, nlu_url: str, tmp: Path) -> Iterator[int]:
+    """`coopbot run` as a child process in ``mode``; yields its pid, stops it with SIGTERM."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "WEB_"))},
+        "NLU_URL": nlu_url,
+        "DATABASE_URL": f"sqlite:///{tmp / f'{mode}.db'}",
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_BASE_URL": fake.base_url,
+        "WEB_PORT": str(port),
+        "LOG_LEVEL": "WARNING",
+    }
+    if mode == "webhook":
+        env["TELEGRAM_WEBHOOK_URL"] = f"http://127.0.0.1:{port}/telegram"
+    process = subprocess.Popen(
+        [str(COOPBOT), "run"], env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=sys.stderr,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("Web chat:"):
+                break
+        else:
+            raise RuntimeError(f"coopbot run exited with {process.wait()}")
+        threading.Thread(target=process.stdout.read, daemon=True).start()  # drain
+        if mode == "webhook":
+            while fake.webhook(TOKEN) is None:
+                time.sleep(0.05)
+        yield process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def closed_loop(
+    fake: FakeTelegram, replies: Replies, questions: list[str], members: int, rounds: int
+) -> tuple[list[float], float]:
+    """Each member asks ``rounds`` questions one after another; returns latencies (ms), rate."""
+    users = [fake.user(first_name=f"Thành viên {i} <&>") for i in range(members)]
+    latencies: list[float] = []
+    lock = threading.Lock()
+    rng = random.Random(7)
+    plans = [[rng.choice(questions) for _ in range(rounds)] for _ in users]
+
+    def member(user: dict, plan: list[str]) -> None:
+        for i, question in enumerate(plan, start=1):
+            update = fake.send_user_message(TOKEN, user, question)
+            arrived = replies.wait_chat(user["id"], i)
+            with lock:
+                latencies.append((arrived - fake.pushed_at(update["update_id"])) * 1000)
+
+    threads = [
+        threading.Thread(target=member, args=(u, p)) for u, p in zip(users, plans, strict=True)
+    ]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, len(latencies) / (time.perf_counter() - started)
+
+
+def burst(
+    fake: FakeTelegram, replies: Replies, questions: list[str], members: int, each: int
+) -> float:
+    """Pushes ``members * each`` questions at once; returns answered messages per second."""
+    users = [fake.user() for _ in range(members)]
+    before = replies.total
+    rng = random.Random(11)
+    first = time.perf_counter()
+    for _ in range(each):
+        for user in users:
+            fake.send_user_message(TOKEN, user, rng.choice(questions))
+    replies.wait_total(before + members * each)
+    return members * each / (replies.last_at - first)
+
+
+def run_mode(mode: str, nlu_url: str, questions: list[str], args: argparse.Namespace) -> None:
+    """Benchmarks one receiving mode and prints its figures."""
+    with tempfile.TemporaryDirectory() as tmp, FakeTelegram(tokens=(TOKEN,)) as fake:
+        replies = Replies()
+        fake.add_listener(replies.on_call)
+        with running_bot(mode, fake, nlu_url, Path(tmp)) as pid:
+            memory = MemorySampler(pid)
+            closed_loop(fake, replies, questions, args.members, 2)  # warm-up
+            latencies, rate = closed_loop(fake, replies, questions, args.members, args.rounds)
+            burst_rate = burst(fake, replies, questions, args.burst_members, args.burst_each)
+            peak = memory.stop()
+            rss_now = psutil.Process(pid).memory_info().rss / 2**20
+        failed = [c for c in fake.calls("sendMessage") if c.status != 200]
+        print(f"\n{mode}: {len(latencies)} questions from {args.members} concurrent members")
+        print(f"  end-to-end latency  p50 {percentile(latencies, 50):.1f} ms, "
+              f"p99 {percentile(latencies, 99):.1f} ms, max {max(latencies):.1f} ms, "
+              f"mean {statistics.fmean(latencies):.1f} ms")  # fmt: skip
+        print(f"  closed loop         {rate:.0f} messages/s")
+        total = args.burst_members * args.burst_each
+        print(f"  burst               {burst_rate:.0f} messages/s ({total} questions at once)")
+        print(f"  bot process RSS     peak {peak:.0f} MB, at the end {rss_now:.0f} MB")
+        print(f"  failed sends        {len(failed)}")
+
+
+def main() -> None:
+    """Starts the NLU service once and benchmarks polling, then webhook."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=20, help="questions per member")
+    parser.add_argument("--burst-members", type=int, default=100)
+    parser.add_argument("--burst-each", type=int, default=10)
+    parser.add_argument("--modes", default="polling,webhook")
+    args = parser.parse_args()
+
+    settings = load_settings()
+    model = current_model(settings.model_dir)
+    if model is None:
+        sys.exit("no trained model: run `make model` first")
+    questions = [q for items in load_examples(TEST_DIR).values() for q in items]
+    service = NLUService(settings, model)
+    service.start()
+    try:
+        asyncio.run(service.wait_ready(timeout=180))
+        print(f"NLU service ready ({model.name}); {os.cpu_count()} CPUs")
+        for mode in args.modes.split(","):
+            run_mode(mode, service.url, questions, args)
+    finally:
+        service.stop()
+
+
+if __name__ == "__main__":
+    main()
