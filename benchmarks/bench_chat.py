@@ -6,8 +6,10 @@ Run with `make bench-chat`. For each run mode (long polling, then webhook):
    started here once and shared), pointed at the fake Bot API server that
    runs in this process;
 2. closed loop: 20 simulated members each send a held-out question, wait for
-   the answer, send the next one; end-to-end latency is measured from the
-   moment the update is handed to the fake server (given to `getUpdates` or
+   the answer, pause (a think time, exponential with a mean of 1 s: faster than
+   anyone types on a phone), send the next one; then again with no pause at all,
+   which loads the bot flat out. End-to-end latency runs from the moment the
+   update is handed to the fake server (queued for `getUpdates`, or about to be
    POSTed to the webhook) to the moment the bot's `sendMessage` arrives there;
 3. burst: 1,000 questions from 100 members pushed at once; messages per
    second from the first push to the last answer;
@@ -21,7 +23,6 @@ import asyncio
 import os
 import random
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,14 @@ def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
     return ordered[index]
+
+
+def describe(latencies: list[float]) -> str:
+    """p50, p99 and max of end-to-end latencies in ms."""
+    return (
+        f"p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms, "
+        f"max {max(latencies):.1f} ms"
+    )
 
 
 def free_port() -> int:
@@ -169,17 +178,33 @@ def running_bot(mode: str, fake: FakeTelegram, nlu_url: str, tmp: Path) -> Itera
 
 
 def closed_loop(
-    fake: FakeTelegram, replies: Replies, questions: list[str], members: int, rounds: int
+    fake: FakeTelegram,
+    replies: Replies,
+    questions: list[str],
+    members: int,
+    rounds: int,
+    think: float = 0.0,
 ) -> tuple[list[float], float]:
-    """Each member asks ``rounds`` questions one after another; returns latencies (ms), rate."""
+    """Each member asks ``rounds`` questions one after another; returns latencies (ms), rate.
+
+    After each answer a member pauses for a random think time (exponential, mean
+    ``think`` seconds; 0: none, the members then load the bot flat out).
+    """
     users = [fake.user(first_name=f"Thành viên {i} <&>") for i in range(members)]
     latencies: list[float] = []
     lock = threading.Lock()
     rng = random.Random(7)
-    plans = [[rng.choice(questions) for _ in range(rounds)] for _ in users]
+    plans = [
+        [
+            (rng.choice(questions), rng.expovariate(1 / think) if think else 0.0)
+            for _ in range(rounds)
+        ]
+        for _ in users
+    ]
 
-    def member(user: dict, plan: list[str]) -> None:
-        for i, question in enumerate(plan, start=1):
+    def member(user: dict, plan: list[tuple[str, float]]) -> None:
+        for i, (question, pause) in enumerate(plan, start=1):
+            time.sleep(pause)
             update = fake.send_user_message(TOKEN, user, question)
             arrived = replies.wait_chat(user["id"], i)
             with lock:
@@ -211,7 +236,15 @@ def burst(
     return members * each / (replies.last_at - first)
 
 
-def run_mode(mode: str, nlu_url: str, questions: list[str], args: argparse.Namespace) -> None:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def run_mode(
+    mode: str, nlu_url: str, nlu_pid: int, questions: list[str], args: argparse.Namespace
+) -> None:
     """Benchmarks one receiving mode and prints its figures."""
     with tempfile.TemporaryDirectory() as tmp, FakeTelegram(tokens=(TOKEN,)) as fake:
         replies = Replies()
@@ -219,16 +252,23 @@ def run_mode(mode: str, nlu_url: str, questions: list[str], args: argparse.Names
         with running_bot(mode, fake, nlu_url, Path(tmp)) as pid:
             memory = MemorySampler(pid)
             closed_loop(fake, replies, questions, args.members, 2)  # warm-up
+            paced, _ = closed_loop(
+                fake, replies, questions, args.members, args.rounds, think=args.think
+            )
+            pids = {"bot": pid, "NLU": nlu_pid, "fake server and members": os.getpid()}
+            cpu_before = {name: cpu_seconds(p) for name, p in pids.items()}
             latencies, rate = closed_loop(fake, replies, questions, args.members, args.rounds)
+            cpu = {name: (cpu_seconds(p) - cpu_before[name]) * 1000 / len(latencies)
+                   for name, p in pids.items()}  # fmt: skip
             burst_rate = burst(fake, replies, questions, args.burst_members, args.burst_each)
             peak = memory.stop()
             rss_now = psutil.Process(pid).memory_info().rss / 2**20
         failed = [c for c in fake.calls("sendMessage") if c.status != 200]
-        print(f"\n{mode}: {len(latencies)} questions from {args.members} concurrent members")
-        print(f"  end-to-end latency  p50 {percentile(latencies, 50):.1f} ms, "
-              f"p99 {percentile(latencies, 99):.1f} ms, max {max(latencies):.1f} ms, "
-              f"mean {statistics.fmean(latencies):.1f} ms")  # fmt: skip
-        print(f"  closed loop         {rate:.0f} messages/s")
+        print(f"\n{mode}: {args.members} concurrent members, {args.rounds} questions each")
+        print(f"  think time {args.think:g} s      {describe(paced)}")
+        print(f"  no think time       {describe(latencies)}; {rate:.0f} messages/s")
+        shares = ", ".join(f"{name} {ms:.1f}" for name, ms in cpu.items())
+        print(f"  CPU ms per message  {shares}")
         total = args.burst_members * args.burst_each
         print(f"  burst               {burst_rate:.0f} messages/s ({total} questions at once)")
         print(f"  bot process RSS     peak {peak:.0f} MB, at the end {rss_now:.0f} MB")
@@ -240,6 +280,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=20, help="questions per member")
+    parser.add_argument("--think", type=float, default=1.0, help="mean pause after an answer, s")
     parser.add_argument("--burst-members", type=int, default=100)
     parser.add_argument("--burst-each", type=int, default=10)
     parser.add_argument("--modes", default="polling,webhook")
@@ -256,7 +297,8 @@ def main() -> None:
         asyncio.run(service.wait_ready(timeout=180))
         print(f"NLU service ready ({model.name}); {os.cpu_count()} CPUs")
         for mode in args.modes.split(","):
-            run_mode(mode, service.url, questions, args)
+            assert service.process is not None
+            run_mode(mode, service.url, service.process.pid, questions, args)
     finally:
         service.stop()
 

@@ -129,7 +129,8 @@ def create_db_engine(url: str) -> Engine:
     """Creates the engine; for SQLite makes the parent folder and turns on WAL."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, pool_pre_ping=True)
+    # A ping before each use guards against server-side disconnects; SQLite needs none.
+    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")

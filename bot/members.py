@@ -45,6 +45,9 @@ class MemberInfo:
         return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
 
 
+_INFO_COLUMNS = tuple(getattr(Member, f.name) for f in fields(MemberInfo))
+
+
 @dataclass(frozen=True, slots=True)
 class StoredData:
     """Everything stored about one member, as /toi shows it."""
@@ -67,19 +70,21 @@ class MemberStore:
     ) -> MemberInfo:
         """Returns the member, creating it on first contact; refreshes chat, name and last seen."""
         name = display_name[:_MAX_NAME] if display_name else None
+        # One UPDATE ... RETURNING on every message; an INSERT only on first contact.
+        values: dict[str, Any] = {"chat_id": chat_id, "last_seen_at": utcnow(), "active": True}
+        if name:
+            values["display_name"] = name
+        refresh = (
+            update(Member)
+            .where(Member.channel == channel, Member.external_id == external_id)
+            .values(**values)
+            .returning(*_INFO_COLUMNS)
+        )
         for _attempt in range(3):
-            with Session(self._engine) as session, session.begin():
-                row = session.scalar(
-                    select(Member).where(
-                        Member.channel == channel, Member.external_id == external_id
-                    )
-                )
-                if row is not None:
-                    row.chat_id, row.last_seen_at, row.active = chat_id, utcnow(), True
-                    if name and row.display_name != name:
-                        row.display_name = name
-                    session.flush()
-                    return MemberInfo.of(row)
+            with self._engine.begin() as connection:
+                found = connection.execute(refresh).one_or_none()
+            if found is not None:
+                return MemberInfo(**found._asdict())
             try:
                 with Session(self._engine) as session, session.begin():
                     row = Member(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -51,8 +51,9 @@ class MessageLogStore:
         latency_ms: float,
     ) -> int:
         """Stores one answered question and returns its id."""
-        with Session(self._engine) as session, session.begin():
-            row = MessageLog(
+        statement = (
+            insert(MessageLog)
+            .values(
                 member_id=member_id,
                 channel=channel,
                 text=text[:_MAX_TEXT],
@@ -62,10 +63,12 @@ class MessageLogStore:
                 entry_id=entry_id,
                 fallback=fallback,
                 latency_ms=latency_ms,
+                created_at=utcnow(),
             )
-            session.add(row)
-            session.flush()
-            return row.id
+            .returning(MessageLog.id)
+        )
+        with self._engine.begin() as connection:
+            return int(connection.execute(statement).scalar_one())
 
     def set_feedback(self, message_id: int, member_id: int, value: str) -> bool:
         """Stores 👍/👎 on the member's own message; False if it is not theirs or is gone."""
