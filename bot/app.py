@@ -20,6 +20,7 @@ import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import uvicorn
 from sqlalchemy import text
@@ -34,6 +35,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
+from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes, Defaults
 
 from bot.answers import AnswerService
@@ -84,6 +86,17 @@ def webhook_secret(settings: Settings) -> str:
     return hmac.new(b"coopbot-telegram-webhook", token, hashlib.sha256).hexdigest()
 
 
+BOT_COMMANDS: Final = (
+    ("start", "Bắt đầu, xem menu"),
+    ("faq", "Tra cứu câu hỏi theo chủ đề"),
+    ("hoso", "Hồ sơ HTX của bạn"),
+    ("lienhe", "Hỏi cán bộ Liên minh HTX"),
+    ("toi", "Xem dữ liệu được lưu về bạn"),
+    ("xoadulieu", "Xoá dữ liệu của bạn"),
+    ("help", "Hướng dẫn sử dụng"),
+)
+
+
 class TelegramChannel:
     """The python-telegram-bot Application, in polling or webhook mode."""
 
@@ -120,6 +133,10 @@ class TelegramChannel:
         """Initialises the bot (``getMe``) and starts polling or sets the webhook."""
         await self.application.initialize()
         await self.application.start()
+        try:  # the command menu members see next to the text box
+            await self.application.bot.set_my_commands(BOT_COMMANDS)
+        except TelegramError as exc:
+            log.warning("could not set the Telegram command menu: %s", exc)
         allowed = [Update.MESSAGE, Update.CALLBACK_QUERY]
         if self.webhook_url is not None:
             await self.application.bot.set_webhook(

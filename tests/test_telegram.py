@@ -7,6 +7,7 @@ and records every call, which is what these tests assert on.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import os
 import signal
@@ -23,12 +24,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from telegram import Bot
 
+from bot.channels.telegram import TelegramSender
 from bot.db import Handover, Member, MessageLog, create_db_engine
+from bot.replies import Button, Reply
+from bot.sending import RateLimited, RecipientBlocked
 from bot.settings import PROJECT_ROOT
 from knowledge.base import load_knowledge_base
 from tests.conftest import bot_settings
-from tests.fakes import FakeTelegram
+from tests.fakes import FakeTelegram, utf16_len
 from tests.running_bot import RunningBot
 
 POLL_TOKEN = "123456:polling-token-ABC"
@@ -166,6 +171,13 @@ def _one(engine: Engine, statement: Any) -> Any:
 
 
 # -- polling ------------------------------------------------------------------------------
+
+
+def test_the_command_menu_is_set_in_vietnamese(fake, polling):
+    (call,) = [c for c in fake.calls("setMyCommands", POLL_TOKEN) if c.status == 200]
+    commands = {c["command"]: c["description"] for c in call.params["commands"]}
+    assert set(commands) == {"start", "help", "faq", "hoso", "lienhe", "toi", "xoadulieu"}
+    assert commands["lienhe"] == "Hỏi cán bộ Liên minh HTX"
 
 
 def test_start_greets_a_hostile_name_escaped_with_the_menu(fake, polling):
@@ -460,3 +472,43 @@ def test_coopbot_run_stops_on_sigterm_after_delivering_the_reply_in_flight(
         assert sent.response["result"]["text"].startswith("Cách dùng Trợ lý HTX")
         assert update["update_id"] >= 1
         assert token not in output  # the token is never logged
+
+
+# -- sending through the real client, without the assistant ------------------------------------
+
+
+def _sender_run(fake: FakeTelegram, action: Any) -> Any:
+    async def main() -> Any:
+        async with Bot(POLL_TOKEN, base_url=f"{fake.base_url}/bot") as bot:
+            return await action(TelegramSender(bot))
+
+    return asyncio.run(main())
+
+
+def test_a_long_answer_is_split_at_paragraphs_with_the_buttons_on_the_last_part(fake):
+    paragraph = "Điều lệ <HTX> & quy chế nội bộ 🌾. " * 40  # about 1,400 characters
+    text = "\n\n".join(f"{i}. {paragraph.strip()}" for i in range(8))
+    chat = fake.user()["id"]
+    reply = Reply(text, (Button("👍 Hữu ích", "fb:up:1"), Button("Tiếp", "faq:x")))
+    _sender_run(fake, lambda sender: sender.send(str(chat), reply))
+    calls = [c for c in fake.calls("sendMessage", POLL_TOKEN) if c.params["chat_id"] == chat]
+    assert len(calls) >= 3 and all(c.status == 200 for c in calls)
+    parts = [c.response["result"]["text"] for c in calls]
+    assert all(utf16_len(p) <= 4096 for p in parts)
+    assert all(p.split(". ", 1)[0].isdigit() for p in parts)  # cut at paragraph starts
+    assert "".join(parts).replace("\n", "") == text.replace("\n", "")
+    assert [bool(c.params.get("reply_markup")) for c in calls] == [False] * (len(calls) - 1) + [
+        True
+    ]
+
+
+def test_send_errors_map_to_blocked_and_rate_limited(fake):
+    chat = fake.user()["id"]
+    fake.block(chat)
+    with pytest.raises(RecipientBlocked):
+        _sender_run(fake, lambda sender: sender.send(str(chat), Reply("xin chào")))
+    other = fake.user()["id"]
+    fake.fail_next("sendMessage", 429, "Too Many Requests: retry after 7", retry_after=7)
+    with pytest.raises(RateLimited) as caught:
+        _sender_run(fake, lambda sender: sender.send(str(other), Reply("xin chào")))
+    assert caught.value.retry_after == 7
