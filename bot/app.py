@@ -201,7 +201,7 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
         kb = load_knowledge_base()
         search = KnowledgeSearch(kb, load_examples(TRAIN_DIR))
         async with (
-            ensure_nlu_service(settings) as nlu_url,
+            ensure_nlu_service(settings, train_if_missing=True) as nlu_url,
             NLUClient(nlu_url, timeout=settings.nlu_timeout) as nlu,
         ):
             answers = AnswerService(

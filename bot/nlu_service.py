@@ -21,7 +21,14 @@ from pathlib import Path
 
 from bot.nlu_client import NLUClient
 from bot.settings import PROJECT_ROOT, Settings
-from nlu.build import NLUBuildError, current_model, latest_model, nlu_env, rasa_executable
+from nlu.build import (
+    NLUBuildError,
+    current_model,
+    latest_model,
+    nlu_env,
+    rasa_executable,
+    train_model,
+)
 
 __all__ = ["NLUService", "ensure_nlu_service", "free_port", "pick_model"]
 
@@ -113,9 +120,17 @@ class NLUService:
 
 @asynccontextmanager
 async def ensure_nlu_service(
-    settings: Settings, *, start: bool = True, model: Path | None = None
+    settings: Settings,
+    *,
+    start: bool = True,
+    model: Path | None = None,
+    train_if_missing: bool = False,
 ) -> AsyncIterator[str]:
-    """Yields the URL of an NLU service, starting a child one if none answers at NLU_URL."""
+    """Yields the URL of an NLU service, starting a child one if none answers at NLU_URL.
+
+    With ``train_if_missing`` (``coopbot run``), a model is trained first when
+    ``MODEL_DIR`` holds none.
+    """
     async with NLUClient(settings.nlu_base_url, timeout=1.0) as probe:
         if await probe.is_ready():
             yield settings.nlu_base_url
@@ -123,6 +138,12 @@ async def ensure_nlu_service(
     if not start:
         yield settings.nlu_base_url
         return
+    if model is None and train_if_missing and latest_model(settings.model_dir) is None:
+        log.warning(
+            "no trained NLU model in %s: training one now (a few minutes)", settings.model_dir
+        )
+        trained = await asyncio.to_thread(train_model, settings.model_dir, settings.nlu_venv)
+        model = trained.model
     service = NLUService(settings, model or pick_model(settings.model_dir))
     service.start()
     try:
