@@ -43,8 +43,11 @@ from bot.channels.telegram import CHANNEL as TELEGRAM
 from bot.channels.telegram import TelegramSender
 from bot.channels.webchat import CHANNEL as WEB
 from bot.channels.webchat import WebChat, WebChatError
+from bot.channels.zalo import CHANNEL as ZALO
+from bot.channels.zalo import ZaloChannel
 from bot.conversation import Conversation, StaffDesk
 from bot.db import create_db_engine, upgrade_db
+from bot.events import ProcessedEvents
 from bot.handlers.telegram import BotContext, BotServices, register_handlers
 from bot.handovers import HandoverStore
 from bot.members import MemberStore
@@ -190,6 +193,7 @@ class Runtime:
     senders: Senders
     webchat: WebChat
     telegram: TelegramChannel | None
+    zalo: ZaloChannel | None = None
 
 
 @contextlib.asynccontextmanager
@@ -227,19 +231,36 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
             )
             webchat = WebChat(conversation)
             senders.register(WEB, webchat)
-            telegram = None
-            if settings.telegram_bot_token is not None:
-                telegram = TelegramChannel(settings, conversation)
-                await telegram.start()
-                senders.register(TELEGRAM, telegram.sender)
-            try:
-                yield Runtime(settings, engine, nlu, conversation, senders, webchat, telegram)
-            finally:
-                if telegram is not None:
-                    await telegram.stop()
-                    senders.unregister(TELEGRAM)
+            async with contextlib.AsyncExitStack() as channels:
+                telegram = None
+                if settings.telegram_bot_token is not None:
+                    telegram = TelegramChannel(settings, conversation)
+                    await telegram.start()
+                    channels.push_async_callback(_stop_channel, senders, TELEGRAM, telegram)
+                    senders.register(TELEGRAM, telegram.sender)
+                zalo = None
+                if settings.zalo_bot_token is not None:
+                    zalo = ZaloChannel(settings, conversation, ProcessedEvents(engine))
+                    try:
+                        await zalo.start()
+                    except BaseException:
+                        await zalo.client.aclose()
+                        raise
+                    channels.push_async_callback(_stop_channel, senders, ZALO, zalo)
+                    senders.register(ZALO, zalo)
+                yield Runtime(settings, engine, nlu, conversation, senders, webchat, telegram, zalo)
     finally:
         engine.dispose()
+
+
+async def _stop_channel(
+    senders: Senders, name: str, channel: TelegramChannel | ZaloChannel
+) -> None:
+    """Stops a chat-app channel (replies in flight finish first) and unregisters it."""
+    try:
+        await channel.stop()
+    finally:
+        senders.unregister(name)
 
 
 async def _read_body(request: Request) -> bytes | None:
@@ -265,6 +286,11 @@ def create_web_app(runtime: Runtime) -> Starlette:
         if runtime.telegram is None:
             return JSONResponse({"error": "Telegram is not configured"}, status_code=404)
         return await runtime.telegram.handle_webhook(request)
+
+    async def zalo_webhook(request: Request) -> Response:
+        if runtime.zalo is None:
+            return JSONResponse({"error": "Zalo is not configured"}, status_code=404)
+        return await runtime.zalo.handle_webhook(request)
 
     async def chat_message(request: Request) -> Response:
         body = await _read_body(request)
@@ -293,6 +319,7 @@ def create_web_app(runtime: Runtime) -> Starlette:
     routes: list[Route | Mount] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/telegram", telegram_webhook, methods=["POST"]),
+        Route("/zalo", zalo_webhook, methods=["POST"]),
     ]
     if runtime.settings.web_chat_enabled:
         routes += [

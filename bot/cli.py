@@ -12,9 +12,11 @@ from typing import Annotated
 import typer
 import uvloop
 from pydantic import ValidationError
+from telegram.error import TelegramError
 
 from bot.answers import Answer, AnswerService, render_entry
 from bot.app import serve
+from bot.channels.zalo_client import ZaloError
 from bot.db import create_db_engine, current_revision, upgrade_db
 from bot.nlu_eval import predict_split, predict_with_model
 from bot.nlu_service import NLUService, ensure_nlu_service, pick_model
@@ -163,6 +165,9 @@ def run() -> None:
         if settings.telegram_bot_token is not None:
             mode = "webhook" if settings.telegram_webhook_url else "polling"
             channels.append(f"Telegram ({mode})")
+        if settings.zalo_bot_token is not None:
+            mode = "webhook" if settings.zalo_webhook_url else "polling"
+            channels.append(f"Zalo ({mode})")
         typer.echo(f"Trợ lý HTX is running: {', '.join(c for c in channels if c)}")
         if settings.web_chat_enabled:
             typer.echo(f"Web chat: {url}")
@@ -178,6 +183,12 @@ def run() -> None:
         raise typer.Exit(1) from exc
     except OSError as exc:
         typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except ZaloError as exc:
+        typer.echo(f"error: Zalo: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except TelegramError as exc:
+        typer.echo(f"error: Telegram: {exc.message}", err=True)
         raise typer.Exit(1) from exc
 
 

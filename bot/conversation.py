@@ -28,7 +28,7 @@ from bot.replies import Button, Citation, Reply
 from bot.sending import RecipientBlocked, SendError, Senders
 from knowledge.base import Entry, KnowledgeBase
 
-__all__ = ["Conversation", "Incoming", "StaffDesk"]
+__all__ = ["APOLOGY", "UNSUPPORTED", "Conversation", "Incoming", "StaffDesk"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,9 @@ MENU_BUTTONS: Final = (
     Button("👤 Hồ sơ HTX của tôi", "cmd:hoso"),
     Button("🙋 Hỏi cán bộ", "cmd:lienhe"),
     Button("ℹ️ Hướng dẫn", "cmd:help"),
+)
+UNSUPPORTED: Final = (
+    "Mình mới đọc được tin nhắn chữ. Bạn gõ câu hỏi giúp mình nhé, hoặc gõ /help để xem hướng dẫn."
 )
 STALE_CHOICE: Final = "Lựa chọn này không còn hiệu lực. Gõ /help để xem các lệnh."
 FAQ_PAGE_SIZE: Final = 6

@@ -109,6 +109,18 @@ class MessageLog(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class ProcessedEvent(Base):
+    """An inbound platform event already handled, so that a redelivery is handled once."""
+
+    __tablename__ = "processed_events"
+
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    event_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
+
+
 class Handover(Base):
     """A question handed to staff: the post in the staff chat links a staff reply to the member."""
 

@@ -7,13 +7,21 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["PROJECT_ROOT", "Settings", "load_settings"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_ZALO_SECRET = re.compile(r"^[A-Za-z0-9_-]{8,256}$")
 
 
 class Settings(BaseSettings):
@@ -48,6 +56,11 @@ class Settings(BaseSettings):
     telegram_staff_chat_id: int | None = None
     telegram_concurrency: Annotated[int, Field(ge=1, le=256)] = 32
 
+    zalo_bot_token: SecretStr | None = None
+    zalo_base_url: AnyHttpUrl = AnyHttpUrl("https://bot-api.zaloplatforms.com")
+    zalo_webhook_url: AnyHttpUrl | None = None
+    zalo_webhook_secret: SecretStr | None = None
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -75,25 +88,40 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("telegram_bot_token")
+    @field_validator("zalo_webhook_secret")
     @classmethod
-    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+    def _zalo_secret_chars(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _ZALO_SECRET.match(value.get_secret_value()):
+            raise ValueError("ZALO_WEBHOOK_SECRET must be 8-256 characters from A-Z a-z 0-9 _ -")
+        return value
+
+    @field_validator("telegram_bot_token", "zalo_bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None and not value.get_secret_value().strip():
-            return None  # an empty TELEGRAM_BOT_TOKEN= line means "no Telegram"
+            return None  # an empty TOKEN= line means "this channel is off"
         if value is not None and ":" not in value.get_secret_value():
-            raise ValueError("TELEGRAM_BOT_TOKEN must look like <bot id>:<secret>")
+            name = (info.field_name or "token").upper()
+            raise ValueError(f"{name} must look like <bot id>:<secret>")
         return value
 
     @model_validator(mode="after")
     def _webhook_needs_token(self) -> Settings:
         if self.telegram_webhook_url is not None and self.telegram_bot_token is None:
             raise ValueError("TELEGRAM_WEBHOOK_URL is set but TELEGRAM_BOT_TOKEN is not")
+        if self.zalo_webhook_url is not None and self.zalo_bot_token is None:
+            raise ValueError("ZALO_WEBHOOK_URL is set but ZALO_BOT_TOKEN is not")
         return self
 
     @property
     def telegram_api_base(self) -> str:
         """The Bot API base without a trailing slash (``.../bot`` is appended by the client)."""
         return str(self.telegram_base_url).rstrip("/")
+
+    @property
+    def zalo_api_base(self) -> str:
+        """The Zalo Bot API base without a trailing slash (``/bot{token}/`` is appended)."""
+        return str(self.zalo_base_url).rstrip("/")
 
     @property
     def nlu_base_url(self) -> str:

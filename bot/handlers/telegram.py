@@ -29,16 +29,12 @@ from telegram.ext import (
 )
 
 from bot.channels.telegram import CHANNEL, incoming_from_message, render
-from bot.conversation import APOLOGY, Conversation, Incoming
+from bot.conversation import APOLOGY, UNSUPPORTED, Conversation, Incoming
 from bot.replies import Reply
 
 __all__ = ["BotContext", "BotServices", "register_handlers"]
 
 log = logging.getLogger(__name__)
-
-UNSUPPORTED_TEXT = (
-    "Mình mới đọc được tin nhắn chữ. Bạn gõ câu hỏi giúp mình nhé, hoặc gõ /help để xem hướng dẫn."
-)
 
 
 class BotServices:
@@ -143,7 +139,7 @@ def _pressed_label(query: CallbackQuery) -> str:
 async def on_unsupported(update: Update, context: BotContext) -> None:
     """Tells the member that only text is understood (photos, stickers, voice...)."""
     if update.effective_message is not None:
-        await update.effective_message.reply_text(UNSUPPORTED_TEXT)
+        await update.effective_message.reply_text(UNSUPPORTED)
 
 
 async def on_error(update: object, context: BotContext) -> None:

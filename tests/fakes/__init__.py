@@ -11,12 +11,16 @@ from tests.fakes.telegram_api import (
     parse_markdown_v2,
     utf16_len,
 )
+from tests.fakes.zalo_api import FakeZalo, ZaloCall, ZaloDelivery
 
 __all__ = [
     "Call",
     "EntityParseError",
     "FakeTelegram",
+    "FakeZalo",
     "WebhookDelivery",
+    "ZaloCall",
+    "ZaloDelivery",
     "parse_html",
     "parse_markdown_v2",
     "utf16_len",
