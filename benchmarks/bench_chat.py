@@ -1,6 +1,7 @@
-"""Chat benchmark: members talking to the real bot through the fake Telegram server.
+"""Chat benchmark: members talking to the real bot through the fake Telegram and Zalo servers.
 
-Run with `make bench-chat`. For each run mode (long polling, then webhook):
+Run with `make bench-chat`. For each platform and run mode (Telegram and Zalo,
+each by long polling and by webhook):
 
 1. start the assistant as its own process (`coopbot run`, the NLU service
    started here once and shared), pointed at the fake Bot API server that
@@ -33,6 +34,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -41,10 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bot.nlu_service import NLUService
 from bot.settings import PROJECT_ROOT, load_settings
 from nlu.build import TEST_DIR, current_model, load_examples
-from tests.fakes import FakeTelegram
+from tests.fakes import FakeTelegram, FakeZalo, ZaloCall
 from tests.fakes.telegram_api import Call
 
 TOKEN = "4242:bench-token"
+ZALO_TOKEN = "4243:bench-zalo-token"
 COOPBOT = PROJECT_ROOT / ".venv" / "bin" / "coopbot"
 
 
@@ -75,21 +78,21 @@ class Replies:
 
     def __init__(self) -> None:
         self.lock = threading.Condition()
-        self.by_chat: dict[int, list[float]] = defaultdict(list)
+        self.by_chat: dict[str, list[float]] = defaultdict(list)
         self.total = 0
         self.last_at = 0.0
 
-    def on_call(self, call: Call) -> None:
+    def on_call(self, call: Call | ZaloCall) -> None:
         """Listener run by the fake server for each call it answered."""
         if call.method != "sendMessage" or call.status != 200:
             return
         with self.lock:
-            self.by_chat[int(call.params["chat_id"])].append(call.at)
+            self.by_chat[str(call.params["chat_id"])].append(call.at)
             self.total += 1
             self.last_at = max(self.last_at, call.at)
             self.lock.notify_all()
 
-    def wait_chat(self, chat_id: int, count: int, timeout: float = 30.0) -> float:
+    def wait_chat(self, chat_id: str, count: int, timeout: float = 30.0) -> float:
         """Waits for the ``count``-th reply in a chat; returns when it arrived."""
         deadline = time.monotonic() + timeout
         with self.lock:
@@ -138,21 +141,53 @@ class MemorySampler:
         return self.peak / 2**20
 
 
+class Platform:
+    """One chat platform's fake server, as the benchmark drives it."""
+
+    def __init__(self, name: str) -> None:
+        """``telegram`` or ``zalo``."""
+        self.name = name
+        self.fake: FakeTelegram | FakeZalo = (
+            FakeTelegram(tokens=(TOKEN,)) if name == "telegram" else FakeZalo(tokens=(ZALO_TOKEN,))
+        )
+        self.token = TOKEN if name == "telegram" else ZALO_TOKEN
+
+    def env(self, webhook_url: str | None) -> dict[str, str]:
+        """The bot's settings for this platform."""
+        prefix = self.name.upper()
+        env = {f"{prefix}_BOT_TOKEN": self.token, f"{prefix}_BASE_URL": self.fake.base_url}
+        if webhook_url is not None:
+            env[f"{prefix}_WEBHOOK_URL"] = f"{webhook_url}/{self.name}"
+        return env
+
+    def user(self, name: str) -> tuple[dict[str, Any], str]:
+        """A new member and their chat id."""
+        if isinstance(self.fake, FakeTelegram):
+            user = self.fake.user(first_name=name)
+        else:
+            user = self.fake.user(display_name=name)
+        return user, str(user["id"])
+
+    def send(self, user: dict[str, Any], text: str) -> float:
+        """Pushes a message from ``user``; returns when the fake queued it."""
+        update = self.fake.send_user_message(self.token, user, text)
+        if isinstance(self.fake, FakeTelegram):
+            return self.fake.pushed_at(update["update_id"])
+        return self.fake.pushed_at(update["message"]["message_id"])
+
+
 @contextmanager
-def running_bot(mode: str, fake: FakeTelegram, nlu_url: str, tmp: Path) -> Iterator[int]:
+def running_bot(platform: Platform, mode: str, nlu_url: str, tmp: Path) -> Iterator[int]:
     """`coopbot run` as a child process in ``mode``; yields its pid, stops it with SIGTERM."""
     port = free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "WEB_"))},
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "ZALO_", "WEB_"))},
         "NLU_URL": nlu_url,
-        "DATABASE_URL": f"sqlite:///{tmp / f'{mode}.db'}",
-        "TELEGRAM_BOT_TOKEN": TOKEN,
-        "TELEGRAM_BASE_URL": fake.base_url,
+        "DATABASE_URL": f"sqlite:///{tmp / f'{platform.name}-{mode}.db'}",
         "WEB_PORT": str(port),
         "LOG_LEVEL": "WARNING",
+        **platform.env(f"http://127.0.0.1:{port}" if mode == "webhook" else None),
     }
-    if mode == "webhook":
-        env["TELEGRAM_WEBHOOK_URL"] = f"http://127.0.0.1:{port}/telegram"
     process = subprocess.Popen(
         [str(COOPBOT), "run"], env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=sys.stderr,
         text=True,
@@ -166,8 +201,10 @@ def running_bot(mode: str, fake: FakeTelegram, nlu_url: str, tmp: Path) -> Itera
             raise RuntimeError(f"coopbot run exited with {process.wait()}")
         threading.Thread(target=process.stdout.read, daemon=True).start()  # drain
         if mode == "webhook":
-            while fake.webhook(TOKEN) is None:
+            while platform.fake.webhook(platform.token) is None:
                 time.sleep(0.05)
+        else:
+            platform.fake.wait_for_request("getUpdates")
         yield process.pid
     finally:
         process.terminate()
@@ -178,7 +215,7 @@ def running_bot(mode: str, fake: FakeTelegram, nlu_url: str, tmp: Path) -> Itera
 
 
 def closed_loop(
-    fake: FakeTelegram,
+    platform: Platform,
     replies: Replies,
     questions: list[str],
     members: int,
@@ -190,7 +227,7 @@ def closed_loop(
     After each answer a member pauses for a random think time (exponential, mean
     ``think`` seconds; 0: none, the members then load the bot flat out).
     """
-    users = [fake.user(first_name=f"Thành viên {i} <&>") for i in range(members)]
+    users = [platform.user(f"Thành viên {i} <&>") for i in range(members)]
     latencies: list[float] = []
     lock = threading.Lock()
     rng = random.Random(7)
@@ -202,13 +239,14 @@ def closed_loop(
         for _ in users
     ]
 
-    def member(user: dict, plan: list[tuple[str, float]]) -> None:
+    def member(who: tuple[dict[str, Any], str], plan: list[tuple[str, float]]) -> None:
+        user, chat_id = who
         for i, (question, pause) in enumerate(plan, start=1):
             time.sleep(pause)
-            update = fake.send_user_message(TOKEN, user, question)
-            arrived = replies.wait_chat(user["id"], i)
+            pushed = platform.send(user, question)
+            arrived = replies.wait_chat(chat_id, i)
             with lock:
-                latencies.append((arrived - fake.pushed_at(update["update_id"])) * 1000)
+                latencies.append((arrived - pushed) * 1000)
 
     threads = [
         threading.Thread(target=member, args=(u, p)) for u, p in zip(users, plans, strict=True)
@@ -222,16 +260,16 @@ def closed_loop(
 
 
 def burst(
-    fake: FakeTelegram, replies: Replies, questions: list[str], members: int, each: int
+    platform: Platform, replies: Replies, questions: list[str], members: int, each: int
 ) -> float:
     """Pushes ``members * each`` questions at once; returns answered messages per second."""
-    users = [fake.user() for _ in range(members)]
+    users = [platform.user(f"Thành viên {i}")[0] for i in range(members)]
     before = replies.total
     rng = random.Random(11)
     first = time.perf_counter()
     for _ in range(each):
         for user in users:
-            fake.send_user_message(TOKEN, user, rng.choice(questions))
+            platform.send(user, rng.choice(questions))
     replies.wait_total(before + members * each)
     return members * each / (replies.last_at - first)
 
@@ -243,28 +281,30 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_mode(
-    mode: str, nlu_url: str, nlu_pid: int, questions: list[str], args: argparse.Namespace
+    name: str, nlu_url: str, nlu_pid: int, questions: list[str], args: argparse.Namespace
 ) -> None:
-    """Benchmarks one receiving mode and prints its figures."""
-    with tempfile.TemporaryDirectory() as tmp, FakeTelegram(tokens=(TOKEN,)) as fake:
+    """Benchmarks one platform in one receiving mode (``telegram-webhook``...); prints figures."""
+    platform_name, _, mode = name.partition("-")
+    platform = Platform(platform_name)
+    with tempfile.TemporaryDirectory() as tmp, platform.fake as fake:
         replies = Replies()
         fake.add_listener(replies.on_call)
-        with running_bot(mode, fake, nlu_url, Path(tmp)) as pid:
+        with running_bot(platform, mode, nlu_url, Path(tmp)) as pid:
             memory = MemorySampler(pid)
-            closed_loop(fake, replies, questions, args.members, 2)  # warm-up
+            closed_loop(platform, replies, questions, args.members, 2)  # warm-up
             paced, _ = closed_loop(
-                fake, replies, questions, args.members, args.rounds, think=args.think
+                platform, replies, questions, args.members, args.rounds, think=args.think
             )
             pids = {"bot": pid, "NLU": nlu_pid, "fake server and members": os.getpid()}
             cpu_before = {name: cpu_seconds(p) for name, p in pids.items()}
-            latencies, rate = closed_loop(fake, replies, questions, args.members, args.rounds)
+            latencies, rate = closed_loop(platform, replies, questions, args.members, args.rounds)
             cpu = {name: (cpu_seconds(p) - cpu_before[name]) * 1000 / len(latencies)
                    for name, p in pids.items()}  # fmt: skip
-            burst_rate = burst(fake, replies, questions, args.burst_members, args.burst_each)
+            burst_rate = burst(platform, replies, questions, args.burst_members, args.burst_each)
             peak = memory.stop()
             rss_now = psutil.Process(pid).memory_info().rss / 2**20
         failed = [c for c in fake.calls("sendMessage") if c.status != 200]
-        print(f"\n{mode}: {args.members} concurrent members, {args.rounds} questions each")
+        print(f"\n{name}: {args.members} concurrent members, {args.rounds} questions each")
         print(f"  think time {args.think:g} s      {describe(paced)}")
         print(f"  no think time       {describe(latencies)}; {rate:.0f} messages/s")
         shares = ", ".join(f"{name} {ms:.1f}" for name, ms in cpu.items())
@@ -283,7 +323,9 @@ def main() -> None:
     parser.add_argument("--think", type=float, default=1.0, help="mean pause after an answer, s")
     parser.add_argument("--burst-members", type=int, default=100)
     parser.add_argument("--burst-each", type=int, default=10)
-    parser.add_argument("--modes", default="polling,webhook")
+    parser.add_argument(
+        "--modes", default="telegram-polling,telegram-webhook,zalo-polling,zalo-webhook"
+    )
     args = parser.parse_args()
 
     settings = load_settings()

@@ -430,3 +430,17 @@ def test_long_replies_are_split_and_blocked_members_reported(zalo):
     zalo.block(chat)
     with pytest.raises(RecipientBlocked):
         asyncio.run(send(Reply("xin chào"), chat))
+
+
+def test_shutdown_finishes_the_reply_in_flight(zalo, telegram, nlu_url, tmp_path):
+    member = ZaloMember(zalo)
+    bot = RunningBot(_settings(zalo, telegram, nlu_url, tmp_path / "shutdown.db")).start()
+    try:
+        requests = len(zalo.calls("sendMessage"))
+        zalo.slow("sendMessage", 1.0)
+        zalo.send_user_message(ZALO_TOKEN, member.user, "/help")
+        zalo.wait_for_request("sendMessage", count=requests + 1, timeout=20)
+    finally:
+        bot.stop()  # the same path as SIGTERM: stop fetching, finish what is in flight
+    (sent,) = zalo.sent_messages(member.chat_id)
+    assert sent["text"].startswith("Cách dùng Trợ lý HTX")
