@@ -212,6 +212,16 @@ def test_get_updates_long_polls_until_a_push(fake: FakeZalo, api: httpx.Client) 
     assert elapsed < 2
 
 
+def test_an_abandoned_long_poll_takes_no_update(fake: FakeZalo, api: httpx.Client) -> None:
+    member = fake.user()
+    with client_for(fake) as quitter, pytest.raises(httpx.ReadTimeout):
+        quitter.post("getUpdates", json={"timeout": "30"}, timeout=0.3)
+    fake.send_user_message(TOKEN, member, "còn ai không?")
+    time.sleep(0.5)  # the abandoned poll would have taken it by now
+    update = result(api, "getUpdates", timeout="5")
+    assert update["message"]["text"] == "còn ai không?"
+
+
 def test_get_updates_as_a_list() -> None:
     with FakeZalo(updates_as_list=True) as fake, client_for(fake) as api:
         member = fake.user(user_id="00112233445566ff")

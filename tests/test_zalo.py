@@ -39,6 +39,9 @@ from tests.running_bot import RunningBot
 
 ZALO_TOKEN = "1234567890:zalo-secret-ABC"
 HOOK_TOKEN = "2234567890:zalo-webhook-XYZ"
+# Bots started inside one test poll with their own token: two bots polling one token
+# would take each other's updates.
+SOLO_TOKEN = "3234567890:zalo-solo-QRS"
 TG_TOKEN = "5550001:telegram-for-zalo-tests"
 STAFF_CHAT = -1009876543210
 
@@ -46,7 +49,7 @@ STAFF_CHAT = -1009876543210
 @pytest.fixture(scope="module")
 def zalo() -> Iterator[FakeZalo]:
     """The fake Zalo server (polling and webhook bots use different tokens)."""
-    with FakeZalo(tokens=(ZALO_TOKEN, HOOK_TOKEN)) as server:
+    with FakeZalo(tokens=(ZALO_TOKEN, HOOK_TOKEN, SOLO_TOKEN)) as server:
         yield server
 
 
@@ -67,6 +70,11 @@ def _settings(zalo: FakeZalo, telegram: FakeTelegram, nlu_url: str, database: Pa
         telegram_base_url=telegram.base_url,
         telegram_staff_chat_id=STAFF_CHAT,
     )
+
+
+def _solo_settings(zalo: FakeZalo, nlu_url: str, database: Path) -> Any:
+    """A Zalo-only bot on its own token, started and stopped inside one test."""
+    return bot_settings(nlu_url, database, zalo_bot_token=SOLO_TOKEN, zalo_base_url=zalo.base_url)
 
 
 @pytest.fixture(scope="module")
@@ -253,14 +261,14 @@ def test_handover_from_zalo_is_answered_from_the_telegram_staff_chat(zalo, teleg
     assert telegram.wait_for_message(STAFF_CHAT, text_contains="✅ Đã gửi câu trả lời")
 
 
-def test_redelivery_after_a_restart_is_still_answered_once(zalo, telegram, nlu_url, tmp_path):
+def test_redelivery_after_a_restart_is_still_answered_once(zalo, nlu_url, tmp_path):
     database = tmp_path / "restart.db"
-    member = ZaloMember(zalo)
-    with RunningBot(_settings(zalo, telegram, nlu_url, database)):
-        update = zalo.send_user_message(ZALO_TOKEN, member.user, "/help")
+    member = ZaloMember(zalo, SOLO_TOKEN)
+    with RunningBot(_solo_settings(zalo, nlu_url, database)):
+        update = zalo.send_user_message(SOLO_TOKEN, member.user, "/help")
         zalo.wait_for_message(member.chat_id, count=1, timeout=20)
-    with RunningBot(_settings(zalo, telegram, nlu_url, database)):
-        zalo.redeliver(ZALO_TOKEN, update)
+    with RunningBot(_solo_settings(zalo, nlu_url, database)):
+        zalo.redeliver(SOLO_TOKEN, update)
         (after,) = member.say("/start")
     assert after.startswith("Xin chào")
     assert sum(t.startswith("Cách dùng Trợ lý HTX") for t in member.sent()) == 1
@@ -432,13 +440,13 @@ def test_long_replies_are_split_and_blocked_members_reported(zalo):
         asyncio.run(send(Reply("xin chào"), chat))
 
 
-def test_shutdown_finishes_the_reply_in_flight(zalo, telegram, nlu_url, tmp_path):
-    member = ZaloMember(zalo)
-    bot = RunningBot(_settings(zalo, telegram, nlu_url, tmp_path / "shutdown.db")).start()
+def test_shutdown_finishes_the_reply_in_flight(zalo, nlu_url, tmp_path):
+    member = ZaloMember(zalo, SOLO_TOKEN)
+    bot = RunningBot(_solo_settings(zalo, nlu_url, tmp_path / "shutdown.db")).start()
     try:
         requests = len(zalo.calls("sendMessage"))
         zalo.slow("sendMessage", 1.0)
-        zalo.send_user_message(ZALO_TOKEN, member.user, "/help")
+        zalo.send_user_message(SOLO_TOKEN, member.user, "/help")
         zalo.wait_for_request("sendMessage", count=requests + 1, timeout=20)
     finally:
         bot.stop()  # the same path as SIGTERM: stop fetching, finish what is in flight

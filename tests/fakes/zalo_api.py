@@ -399,7 +399,7 @@ class FakeZalo:
                 result = handler(bot, params)
             if method == "getUpdates":
                 # The handler checked the timeout; the long poll waits outside the lock.
-                result = await self._poll_updates(bot, result)
+                result = await self._poll_updates(bot, result, request)
             status, body = 200, {"ok": True, "result": result}
         except _ApiError as error:
             status, body = error.status, _error_body(error)
@@ -444,11 +444,17 @@ class FakeZalo:
             raise _ApiError(400, "Bad Request: timeout must be a number of seconds")
         return min(max(float(timeout), 0.0), MAX_LONG_POLL_SECONDS)
 
-    async def _poll_updates(self, bot: _Bot, timeout: float) -> Any:
-        """Hands out queued updates (removing them), or answers 408 after ``timeout``."""
+    async def _poll_updates(self, bot: _Bot, timeout: float, request: Request) -> Any:
+        """Hands out queued updates (removing them), or answers 408 after ``timeout``.
+
+        A poll whose client went away (a bot that stopped) takes nothing: the
+        update would be lost with the closed connection.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
+            if await request.is_disconnected():
+                raise _ApiError(408, REQUEST_TIMEOUT)
             with self._lock:
                 if bot.webhook is None and bot.updates:
                     if not self.updates_as_list:
@@ -463,7 +469,8 @@ class FakeZalo:
             waiter: asyncio.Future[None] = loop.create_future()
             bot.waiters.add(waiter)
             try:
-                await asyncio.wait_for(waiter, remaining)
+                # Wake up now and then to notice a client that went away.
+                await asyncio.wait_for(waiter, min(remaining, 0.25))
             except TimeoutError:
                 pass
             finally:
