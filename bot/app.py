@@ -61,6 +61,7 @@ from bot.settings import Settings
 from knowledge.base import load_knowledge_base
 from knowledge.search import KnowledgeSearch
 from nlu.build import TRAIN_DIR, load_examples
+from scheduler.deadlines import load_rules
 
 __all__ = ["Runtime", "TelegramChannel", "create_web_app", "running_app", "serve"]
 
@@ -94,6 +95,7 @@ BOT_COMMANDS: Final = (
     ("faq", "Tra cứu câu hỏi theo chủ đề"),
     ("hoso", "Hồ sơ HTX của bạn"),
     ("lienhe", "Hỏi cán bộ Liên minh HTX"),
+    ("lichnop", "Hạn nộp sắp tới của HTX"),
     ("toi", "Xem dữ liệu được lưu về bạn"),
     ("xoadulieu", "Xoá dữ liệu của bạn"),
     ("help", "Hướng dẫn sử dụng"),
@@ -228,6 +230,7 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
                 profile_options=load_profile_options(),
                 senders=senders,
                 staff=StaffDesk(TELEGRAM, str(staff_chat) if staff_chat is not None else None),
+                deadline_rules=load_rules(),
             )
             webchat = WebChat(conversation)
             senders.register(WEB, webchat)

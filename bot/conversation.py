@@ -15,6 +15,7 @@ import asyncio
 import datetime as dt
 import logging
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -27,6 +28,8 @@ from bot.profile import PROFILE_STEPS, ProfileOptions, ProfileStep
 from bot.replies import Button, Citation, Reply
 from bot.sending import RecipientBlocked, SendError, Senders
 from knowledge.base import Entry, KnowledgeBase
+from scheduler.deadlines import Rule, due_dates
+from scheduler.deadlines import format_date as format_deadline
 
 __all__ = ["APOLOGY", "UNSUPPORTED", "Conversation", "Incoming", "StaffDesk"]
 
@@ -47,6 +50,7 @@ HELP: Final = (
     "• Gõ câu hỏi bằng tiếng Việt (có dấu hoặc không dấu).\n"
     "• /faq: tra cứu câu hỏi theo chủ đề\n"
     "• /hoso: khai báo tỉnh, loại hình HTX, vai trò, kỳ khai thuế\n"
+    "• /lichnop: các hạn nộp thuế, báo cáo sắp tới của HTX bạn\n"
     "• /lienhe: chuyển câu hỏi cho cán bộ Liên minh HTX\n"
     "• /toi: xem dữ liệu mình đang lưu về bạn\n"
     "• /xoadulieu: xoá dữ liệu của bạn\n\n"
@@ -67,6 +71,8 @@ FAQ_PAGE_SIZE: Final = 6
 MAX_QUESTION_CHARS: Final = 1000  # longer texts are answered from their beginning
 MAX_OPEN_HANDOVERS: Final = 5
 HANDOVER_RECENT: Final = dt.timedelta(minutes=60)
+DEADLINE_HORIZON: Final = dt.timedelta(days=122)
+DEADLINES_SHOWN: Final = 6
 VIETNAM: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 
 _COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@[A-Za-z0-9_]{1,64})?(?:\s+(.*))?$", re.S)
@@ -121,8 +127,10 @@ class Conversation:
         profile_options: ProfileOptions,
         senders: Senders,
         staff: StaffDesk | None = None,
+        deadline_rules: Sequence[Rule] = (),
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
-        """Wires the core to its services."""
+        """Wires the core to its services (``clock``: the current time, for tests)."""
         self.answers = answers
         self.kb = kb
         self.members = members
@@ -131,6 +139,8 @@ class Conversation:
         self.options = profile_options
         self.senders = senders
         self.staff = staff or StaffDesk()
+        self.deadline_rules = tuple(deadline_rules)
+        self.clock = clock or _utcnow
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
         """Answers one incoming message; on an internal fault, apologises and logs."""
@@ -190,6 +200,8 @@ class Conversation:
                 return await self._handover(member, args)
             case "toi":
                 return [await self._stored_data(member)]
+            case "lichnop":
+                return [self._deadlines(member)]
             case "xoadulieu":
                 return [self._confirm_delete()]
             case _:
@@ -198,7 +210,16 @@ class Conversation:
     async def _button(self, member: MemberInfo, payload: str) -> list[Reply]:
         kind, _, rest = payload.partition(":")
         match kind:
-            case "cmd" if rest in ("start", "help", "faq", "hoso", "lienhe", "toi", "xoadulieu"):
+            case "cmd" if rest in (
+                "start",
+                "help",
+                "faq",
+                "hoso",
+                "lienhe",
+                "toi",
+                "xoadulieu",
+                "lichnop",
+            ):
                 return await self._command(member, rest, "")
             case "faq":
                 entry = self.kb.get(rest)
@@ -462,6 +483,41 @@ class Conversation:
             return [Reply(f"Chưa gửi được câu trả lời #{handover.id}; vui lòng thử lại sau.")]
         await asyncio.to_thread(self.handovers.mark_answered, handover.id)
         return [Reply(f"✅ Đã gửi câu trả lời #{handover.id} tới thành viên.")]
+
+    # -- deadlines (/lichnop) ------------------------------------------------------------
+
+    def _deadlines(self, member: MemberInfo) -> Reply:
+        today = _local(self.clock()).date()
+        profile = {step.field: getattr(member, step.field) for step in PROFILE_STEPS}
+        upcoming = due_dates(self.deadline_rules, today, today + DEADLINE_HORIZON, profile)[
+            :DEADLINES_SHOWN
+        ]
+        if not upcoming:
+            return Reply("Mình chưa thấy hạn nộp nào trong 4 tháng tới với hồ sơ của bạn.")
+        lines = ["🗓 Các hạn nộp sắp tới của HTX bạn:"]
+        for due in upcoming:
+            left = (due.date - today).days
+            when = "hôm nay" if left == 0 else f"còn {left} ngày"
+            lines.append(
+                f"\n• {format_deadline(due.date)} ({when}): {due.rule.title} — {due.period}"
+            )
+            lines.append(f"  Căn cứ: {due.rule.basis}")
+            if due.moved:
+                lines.append(f"  (hạn gốc {format_deadline(due.nominal)} là ngày nghỉ nên dời sang "
+                             "ngày làm việc kế tiếp)")  # fmt: skip
+            if due.rule.unconfirmed:
+                lines.append(
+                    "  Hạn này cần kiểm tra lại với cơ quan thuế; gõ /lienhe để hỏi cán bộ."
+                )
+        lines.append("\nViệc dời hạn khi rơi vào ngày nghỉ cũng cần kiểm tra lại với cơ quan thuế.")
+        buttons: tuple[Button, ...] = ()
+        if member.vat_period is None or member.coop_type is None:
+            lines.append(
+                "Bạn chưa khai báo đủ hồ sơ (loại hình HTX, kỳ khai thuế GTGT) nên mình liệt kê "
+                "mọi hạn có thể áp dụng. Gõ /hoso để khai báo."
+            )
+            buttons = (Button("✏️ Cập nhật hồ sơ", "hs:start"),)
+        return Reply("\n".join(lines), buttons)
 
     # -- personal data (/toi, /xoadulieu) ----------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import pytest
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from bot.sending import RecipientBlocked, Senders
 from knowledge.base import load_knowledge_base
 from knowledge.search import KnowledgeSearch
 from nlu.build import TRAIN_DIR, load_examples
+from scheduler.deadlines import load_rules
 
 KB = load_knowledge_base()
 SEARCH = KnowledgeSearch(KB, load_examples(TRAIN_DIR))
@@ -64,6 +66,8 @@ def core(sqlite_engine, senders):
         profile_options=load_profile_options(),
         senders=senders,
         staff=StaffDesk("telegram", STAFF_CHAT),
+        deadline_rules=load_rules(),
+        clock=lambda: dt.datetime(2026, 11, 24, 1, 0, tzinfo=dt.UTC),  # 08:00 in Hà Nội
     )
 
 
@@ -275,3 +279,22 @@ def test_internal_fault_gives_an_apology_and_logs(core, caplog):
 def test_unknown_command(core):
     (reply,) = say(core, "/khongco")
     assert "/khongco" in reply.text and "/help" in reply.text
+
+
+def test_lichnop_lists_the_next_deadlines_for_the_profile(core):
+    (shown,) = say(core, "/lichnop", user="77")
+    lines = shown.text.splitlines()
+    assert lines[0] == "🗓 Các hạn nộp sắp tới của HTX bạn:"
+    assert "• 15/12/2026 (còn 21 ngày): Cập nhật thông tin hoạt động HTX — năm 2026" in lines
+    assert "• 21/12/2026 (còn 27 ngày): Nộp tờ khai thuế GTGT tháng — tháng 11/2026" in lines
+    assert "  (hạn gốc 20/12/2026 là ngày nghỉ nên dời sang ngày làm việc kế tiếp)" in lines
+    assert "/hoso" in shown.text and payloads(shown) == ["hs:start"]  # profile not set
+    say(core, payload="hs:start", user="77")
+    say(core, payload="hs:p:-", user="77")
+    say(core, payload="hs:t:htx_nong_nghiep", user="77")
+    say(core, payload="hs:r:-", user="77")
+    say(core, payload="hs:v:quarterly", user="77")
+    (quarterly,) = say(core, "/lichnop", user="77")
+    assert "GTGT tháng" not in quarterly.text and quarterly.buttons == ()
+    assert "• 01/02/2027 (còn 69 ngày): Nộp tờ khai thuế GTGT quý — quý IV/2026" in quarterly.text
+    assert "cần kiểm tra lại với cơ quan thuế" in quarterly.text

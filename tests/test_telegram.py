@@ -176,7 +176,16 @@ def _one(engine: Engine, statement: Any) -> Any:
 def test_the_command_menu_is_set_in_vietnamese(fake, polling):
     (call,) = [c for c in fake.calls("setMyCommands", POLL_TOKEN) if c.status == 200]
     commands = {c["command"]: c["description"] for c in call.params["commands"]}
-    assert set(commands) == {"start", "help", "faq", "hoso", "lienhe", "toi", "xoadulieu"}
+    assert set(commands) == {
+        "start",
+        "help",
+        "faq",
+        "hoso",
+        "lienhe",
+        "lichnop",
+        "toi",
+        "xoadulieu",
+    }
     assert commands["lienhe"] == "Hỏi cán bộ Liên minh HTX"
 
 

@@ -178,6 +178,13 @@ def test_profile_flow_by_numbers(zalo, polling):
         )
 
 
+def test_lichnop_as_a_text_command(zalo, polling):
+    member = ZaloMember(zalo)
+    (shown,) = member.say("/lichnop")
+    assert shown.startswith("🗓 Các hạn nộp sắp tới của HTX bạn:") and "Căn cứ:" in shown
+    assert shown.endswith("1. ✏️ Cập nhật hồ sơ\n\nGõ số 1 để chọn.")
+
+
 def test_toi_and_xoadulieu_as_text_commands(zalo, polling):
     member = ZaloMember(zalo, display_name="Bình")
     (shown,) = member.say("/toi")
