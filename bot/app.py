@@ -58,6 +58,7 @@ from bot.profile import load_profile_options
 from bot.review import ReviewLog
 from bot.sending import Senders
 from bot.settings import Settings
+from bot.subscriptions import SubscriptionStore
 from knowledge.base import load_knowledge_base
 from knowledge.search import KnowledgeSearch
 from nlu.build import TRAIN_DIR, load_examples
@@ -96,6 +97,7 @@ BOT_COMMANDS: Final = (
     ("hoso", "Hồ sơ HTX của bạn"),
     ("lienhe", "Hỏi cán bộ Liên minh HTX"),
     ("lichnop", "Hạn nộp sắp tới của HTX"),
+    ("nhacnho", "Chọn hạn nộp muốn được nhắc"),
     ("toi", "Xem dữ liệu được lưu về bạn"),
     ("xoadulieu", "Xoá dữ liệu của bạn"),
     ("help", "Hướng dẫn sử dụng"),
@@ -231,6 +233,7 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
                 senders=senders,
                 staff=StaffDesk(TELEGRAM, str(staff_chat) if staff_chat is not None else None),
                 deadline_rules=load_rules(),
+                subscriptions=SubscriptionStore(engine),
             )
             webchat = WebChat(conversation)
             senders.register(WEB, webchat)

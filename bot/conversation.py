@@ -27,6 +27,7 @@ from bot.message_log import MessageLogStore
 from bot.profile import PROFILE_STEPS, ProfileOptions, ProfileStep
 from bot.replies import Button, Citation, Reply
 from bot.sending import RecipientBlocked, SendError, Senders
+from bot.subscriptions import SubscriptionStore
 from knowledge.base import Entry, KnowledgeBase
 from scheduler.deadlines import Rule, due_dates
 from scheduler.deadlines import format_date as format_deadline
@@ -51,6 +52,7 @@ HELP: Final = (
     "• /faq: tra cứu câu hỏi theo chủ đề\n"
     "• /hoso: khai báo tỉnh, loại hình HTX, vai trò, kỳ khai thuế\n"
     "• /lichnop: các hạn nộp thuế, báo cáo sắp tới của HTX bạn\n"
+    "• /nhacnho: chọn các hạn nộp muốn được nhắc\n"
     "• /lienhe: chuyển câu hỏi cho cán bộ Liên minh HTX\n"
     "• /toi: xem dữ liệu mình đang lưu về bạn\n"
     "• /xoadulieu: xoá dữ liệu của bạn\n\n"
@@ -65,6 +67,14 @@ MENU_BUTTONS: Final = (
 )
 UNSUPPORTED: Final = (
     "Mình mới đọc được tin nhắn chữ. Bạn gõ câu hỏi giúp mình nhé, hoặc gõ /help để xem hướng dẫn."
+)
+REMINDER_QUESTION: Final = (
+    "Bạn có muốn mình nhắc các hạn nộp thuế, báo cáo và đại hội của HTX (trước 7 ngày, "
+    "trước 2 ngày và sáng ngày đến hạn) không? Bạn có thể đổi bất cứ lúc nào bằng /nhacnho."
+)
+REMINDER_QUESTION_BUTTONS: Final = (
+    Button("🔔 Có, nhắc tôi", "nh:yes"),
+    Button("Không, cảm ơn", "nh:no"),
 )
 STALE_CHOICE: Final = "Lựa chọn này không còn hiệu lực. Gõ /help để xem các lệnh."
 FAQ_PAGE_SIZE: Final = 6
@@ -128,6 +138,7 @@ class Conversation:
         senders: Senders,
         staff: StaffDesk | None = None,
         deadline_rules: Sequence[Rule] = (),
+        subscriptions: SubscriptionStore | None = None,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         """Wires the core to its services (``clock``: the current time, for tests)."""
@@ -140,6 +151,7 @@ class Conversation:
         self.senders = senders
         self.staff = staff or StaffDesk()
         self.deadline_rules = tuple(deadline_rules)
+        self.subscriptions = subscriptions
         self.clock = clock or _utcnow
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
@@ -189,7 +201,7 @@ class Conversation:
     async def _command(self, member: MemberInfo, name: str, args: str) -> list[Reply]:
         match name:
             case "start":
-                return self._start(member, args)
+                return await self._start(member, args)
             case "help" | "huongdan":
                 return [Reply(HELP, MENU_BUTTONS)]
             case "faq" | "tracuu":
@@ -202,6 +214,8 @@ class Conversation:
                 return [await self._stored_data(member)]
             case "lichnop":
                 return [self._deadlines(member)]
+            case "nhacnho":
+                return [replace(await self._reminders_menu(member), edit=False)]
             case "xoadulieu":
                 return [self._confirm_delete()]
             case _:
@@ -241,11 +255,13 @@ class Conversation:
                 return [await self._profile_step(member, rest)]
             case "del":
                 return [await self._delete(member, rest)]
+            case "nh":
+                return [await self._reminder_choice(member, rest)]
         return [Reply(STALE_CHOICE, notice=True)]
 
     # -- start, menu, FAQ browsing -------------------------------------------------
 
-    def _start(self, member: MemberInfo, payload: str) -> list[Reply]:
+    async def _start(self, member: MemberInfo, payload: str) -> list[Reply]:
         match = _DEEP_LINK_FAQ.match(payload.strip().lower())
         if match and (entry := self.kb.get(match.group(1))) is not None:
             # A trainer's link opens the entry directly; the menu follows.
@@ -253,7 +269,18 @@ class Conversation:
         if payload:
             log.info("unknown /start payload (%d chars); showing the menu", len(payload))
         name = f", {member.display_name}" if member.display_name else ""
-        return [Reply(GREETING.format(name=name), MENU_BUTTONS)]
+        greeting = Reply(GREETING.format(name=name), MENU_BUTTONS)
+        if (
+            self.subscriptions is not None
+            and self.deadline_rules
+            and await asyncio.to_thread(self.subscriptions.ask_once, member.id)
+        ):
+            # Asked once, inside the greeting: the answer buttons come before the menu.
+            greeting = Reply(
+                f"{greeting.text}\n\n{REMINDER_QUESTION}",
+                (*REMINDER_QUESTION_BUTTONS, *MENU_BUTTONS),
+            )
+        return [greeting]
 
     def _categories(self) -> Reply:
         buttons = tuple(
@@ -518,6 +545,58 @@ class Conversation:
             )
             buttons = (Button("✏️ Cập nhật hồ sơ", "hs:start"),)
         return Reply("\n".join(lines), buttons)
+
+    # -- reminder consent (/nhacnho) --------------------------------------------------------
+
+    def _applicable_rules(self, member: MemberInfo) -> list[Rule]:
+        profile = {step.field: getattr(member, step.field) for step in PROFILE_STEPS}
+        return [rule for rule in self.deadline_rules if rule.applies(profile)]
+
+    async def _reminders_menu(self, member: MemberInfo, prefix: str = "") -> Reply:
+        if self.subscriptions is None or not self.deadline_rules:
+            return Reply("Tính năng nhắc hạn chưa được bật trên hệ thống này.")
+        chosen = await asyncio.to_thread(self.subscriptions.rules, member.id)
+        rules = self._applicable_rules(member)
+        lines = [
+            prefix + "🔔 Nhắc hạn nộp (trước 7 ngày, trước 2 ngày và 8 giờ sáng ngày đến hạn):"
+        ]
+        buttons: list[Button] = []
+        for rule in rules:
+            on = rule.id in chosen
+            lines.append(f"{'✅' if on else '⬜'} {rule.title}")
+            buttons.append(
+                Button(f"{'🔕 Tắt' if on else '🔔 Bật'}: {rule.title}", f"nh:t:{rule.id}")
+            )
+        lines.append("\nChọn từng mục để bật hoặc tắt. Mặc định không nhắc gì.")
+        buttons += [Button("🔔 Bật tất cả", "nh:all"), Button("🔕 Tắt tất cả", "nh:none")]
+        return Reply("\n".join(lines), tuple(buttons), edit=True)
+
+    async def _reminder_choice(self, member: MemberInfo, rest: str) -> Reply:
+        if self.subscriptions is None or not self.deadline_rules:
+            return Reply(STALE_CHOICE, notice=True)
+        store = self.subscriptions
+        applicable = {rule.id for rule in self._applicable_rules(member)}
+        current = await asyncio.to_thread(store.rules, member.id)
+        kind, _, rule_id = rest.partition(":")
+        match kind:
+            case "yes" | "all":
+                await asyncio.to_thread(store.replace, member.id, current | applicable)
+                prefix = "Đã bật nhắc hạn. " if kind == "yes" else ""
+                return await self._reminders_menu(member, prefix)
+            case "no":
+                await asyncio.to_thread(store.replace, member.id, current)
+                return Reply(
+                    "Đã hiểu, mình sẽ không nhắc hạn. Bạn có thể bật lại bất cứ lúc nào bằng "
+                    "/nhacnho.",
+                    edit=True,
+                )
+            case "none":
+                await asyncio.to_thread(store.replace, member.id, ())
+                return await self._reminders_menu(member)
+            case "t" if rule_id in applicable:
+                await asyncio.to_thread(store.replace, member.id, current ^ {rule_id})
+                return await self._reminders_menu(member)
+        return Reply(STALE_CHOICE, notice=True)
 
     # -- personal data (/toi, /xoadulieu) ----------------------------------------------------
 

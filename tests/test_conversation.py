@@ -18,6 +18,7 @@ from bot.message_log import MessageLogStore
 from bot.profile import load_profile_options
 from bot.replies import Reply
 from bot.sending import RecipientBlocked, Senders
+from bot.subscriptions import SubscriptionStore
 from knowledge.base import load_knowledge_base
 from knowledge.search import KnowledgeSearch
 from nlu.build import TRAIN_DIR, load_examples
@@ -67,6 +68,7 @@ def core(sqlite_engine, senders):
         senders=senders,
         staff=StaffDesk("telegram", STAFF_CHAT),
         deadline_rules=load_rules(),
+        subscriptions=SubscriptionStore(sqlite_engine),
         clock=lambda: dt.datetime(2026, 11, 24, 1, 0, tzinfo=dt.UTC),  # 08:00 in Hà Nội
     )
 
@@ -96,7 +98,10 @@ def payloads(reply: Reply) -> list[str]:
 def test_start_greets_by_name_and_shows_the_menu(core):
     (reply,) = say(core, "/start", name="Chị Lan <3")
     assert "Xin chào, Chị Lan <3" in reply.text
-    assert payloads(reply) == ["cmd:faq", "cmd:hoso", "cmd:lienhe", "cmd:help"]
+    menu = ["cmd:faq", "cmd:hoso", "cmd:lienhe", "cmd:help"]
+    assert payloads(reply) == ["nh:yes", "nh:no", *menu]  # the first time: asks about reminders
+    (again,) = say(core, "/start", name="Chị Lan <3")
+    assert payloads(again) == menu
 
 
 @pytest.mark.parametrize(
@@ -298,3 +303,39 @@ def test_lichnop_lists_the_next_deadlines_for_the_profile(core):
     assert "GTGT tháng" not in quarterly.text and quarterly.buttons == ()
     assert "• 01/02/2027 (còn 69 ngày): Nộp tờ khai thuế GTGT quý — quý IV/2026" in quarterly.text
     assert "cần kiểm tra lại với cơ quan thuế" in quarterly.text
+
+
+def test_start_asks_about_reminders_once_and_nhacnho_toggles_them(core, sqlite_engine):
+    (greeting,) = say(core, "/start", user="88")
+    assert "Bạn có muốn mình nhắc" in greeting.text
+    assert payloads(greeting)[:2] == ["nh:yes", "nh:no"] and "cmd:faq" in payloads(greeting)
+    (again,) = say(core, "/start", user="88")  # asked once only
+    assert "Bạn có muốn mình nhắc" not in again.text and "nh:yes" not in payloads(again)
+    (menu,) = say(core, payload="nh:yes", user="88")
+    assert menu.edit and menu.text.startswith("Đã bật nhắc hạn.")
+    assert "✅ Nộp tờ khai thuế GTGT tháng" in menu.text and "⬜" not in menu.text
+    store = SubscriptionStore(sqlite_engine)
+    member_id = MemberStore(sqlite_engine).find("telegram", "88").id
+    assert "gtgt_quy" in store.rules(member_id)
+    (menu,) = say(core, payload="nh:t:gtgt_quy", user="88")
+    assert "⬜ Nộp tờ khai thuế GTGT quý" in menu.text
+    assert "gtgt_quy" not in store.rules(member_id) and "gtgt_thang" in store.rules(member_id)
+    (shown,) = say(core, "/nhacnho", user="88")
+    assert not shown.edit and "🔔 Bật: Nộp tờ khai thuế GTGT quý" in [
+        b.label for b in shown.buttons
+    ]
+    say(core, payload="nh:none", user="88")
+    assert store.rules(member_id) == frozenset()
+    (stale,) = say(core, payload="nh:t:khong_co", user="88")
+    assert stale.notice
+    (toi,) = say(core, "/toi", user="88")
+    assert "Nhận nhắc hạn: không" in toi.text
+
+
+def test_declining_reminders_keeps_them_off(core, sqlite_engine):
+    (greeting,) = say(core, "/start", user="89")
+    assert payloads(greeting)[:2] == ["nh:yes", "nh:no"]
+    (answer,) = say(core, payload="nh:no", user="89")
+    assert answer.text.startswith("Đã hiểu") and answer.edit
+    member_id = MemberStore(sqlite_engine).find("telegram", "89").id
+    assert SubscriptionStore(sqlite_engine).rules(member_id) == frozenset()

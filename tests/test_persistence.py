@@ -15,7 +15,14 @@ from bot.handovers import HandoverStore
 from bot.members import MemberStore
 from bot.message_log import MessageLogStore
 
-TABLES = {"members", "messages", "handovers", "review_questions", "processed_events"}
+TABLES = {
+    "members",
+    "messages",
+    "handovers",
+    "review_questions",
+    "processed_events",
+    "reminder_subscriptions",
+}
 
 
 def _log(store: MessageLogStore, member_id: int, text: str = "htx can bao nhieu tv") -> int:
@@ -33,7 +40,7 @@ def _log(store: MessageLogStore, member_id: int, text: str = "htx can bao nhieu 
 
 
 def test_migrations_match_the_models_and_go_both_ways(db_engine):
-    assert current_revision(db_engine) == "0002"
+    assert current_revision(db_engine) == "0003"
     assert set(inspect(db_engine).get_table_names()) >= TABLES
     with db_engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
@@ -42,7 +49,7 @@ def test_migrations_match_the_models_and_go_both_ways(db_engine):
     assert not TABLES & set(inspect(db_engine).get_table_names())
     upgrade_db(db_engine)
     upgrade_db(db_engine)  # idempotent: start-up runs it every time
-    assert current_revision(db_engine) == "0002"
+    assert current_revision(db_engine) == "0003"
 
 
 def test_member_is_created_once_and_refreshed(db_engine):

@@ -183,6 +183,7 @@ def test_the_command_menu_is_set_in_vietnamese(fake, polling):
         "hoso",
         "lienhe",
         "lichnop",
+        "nhacnho",
         "toi",
         "xoadulieu",
     }
