@@ -30,8 +30,6 @@ import contextlib
 import copy
 import json
 import secrets
-import socket
-import threading
 import time
 import uuid
 from collections import deque
@@ -41,16 +39,13 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
-import uvicorn
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from tests.fakes.telegram_api import (
+from tests.fakes.server import (
+    FakeBotServer,
     _ApiError,
     _error_body,
-    _Failure,
     _json_response,
     _parse_multipart,
     _Poster,
@@ -165,7 +160,7 @@ def _merged(call: ZaloCall) -> JSONDict:
 # -------------------------------------------------------------------------- fake
 
 
-class FakeZalo:
+class FakeZalo(FakeBotServer[ZaloCall, ZaloDelivery]):
     """A fake Zalo Bot Platform API server on 127.0.0.1 for tests.
 
     Use it as a context manager (or call `start` and `stop`) and point the client's
@@ -186,6 +181,7 @@ class FakeZalo:
         updates_as_list: bool = False,
         wrap_webhook: bool = False,
     ) -> None:
+        self._init_server("Zalo")
         self._bots: dict[str, _Bot] = {}
         for token in tokens:
             bot_id, _, secret = token.partition(":")
@@ -194,20 +190,10 @@ class FakeZalo:
             self._bots[token] = _Bot(token=token, id=bot_id)
         self.updates_as_list = updates_as_list
         self.wrap_webhook = wrap_webhook
-        self.base_url = ""
-        self.port = 0
 
-        self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
-        self._calls: list[ZaloCall] = []
         self._sent: list[JSONDict] = []
         self._pushed_at: dict[str, float] = {}
-        self._failures: dict[str, deque[_Failure]] = {}
-        self._delays: dict[str, deque[float]] = {}
-        self._received: dict[str, int] = {}
         self._blocked: set[str] = set()
-        self._deliveries: list[ZaloDelivery] = []
-        self._listeners: list[Callable[[ZaloCall], None]] = []
 
         self._methods: dict[str, tuple[str, Callable[[_Bot, JSONDict], Any]]] = {
             name.lower(): (name, handler)
@@ -222,132 +208,10 @@ class FakeZalo:
                 "sendChatAction": self._send_chat_action,
             }.items()
         }
-        self._app = Starlette(
-            routes=[
-                Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"]),
-                Route("/{path:path}", self._not_found, methods=["GET", "POST"]),
-            ]
-        )
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: uvicorn.Server | None = None
-        self._http: httpx.AsyncClient | None = None
-        self._sock: socket.socket | None = None
-        self._closing = False
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="fake-zalo", daemon=True)
 
     # ------------------------------------------------------------- life cycle
 
-    def start(self, timeout: float = 10.0) -> FakeZalo:
-        """Starts the server on a free port and waits until it accepts connections."""
-        if self._thread.is_alive():
-            return self
-        # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on such sockets, and
-        # without it every answer waits ~40 ms for a delayed ACK (Nagle).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        self._sock = sock
-        self.port = sock.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise TimeoutError("the fake Zalo server did not start in time")
-        if self._error is not None:
-            raise RuntimeError("the fake Zalo server failed to start") from self._error
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stops the server: ends long polls, webhook deliveries and connections."""
-        loop = self._loop
-        if loop is not None and self._thread.is_alive():
-            with contextlib.suppress(RuntimeError):  # the loop has just closed
-                loop.call_soon_threadsafe(self._begin_shutdown)
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                raise TimeoutError("the fake Zalo server did not stop in time")
-        if self._sock is not None:
-            self._sock.close()
-        if self._error is not None:
-            raise RuntimeError("the fake Zalo server crashed") from self._error
-
-    def __enter__(self) -> FakeZalo:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # reported to the test thread
-            self._error = exc
-        finally:
-            self._ready.set()
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        for bot in self._bots.values():
-            bot.wake = asyncio.Event()
-        config = uvicorn.Config(
-            self._app,
-            log_level="warning",
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            ws="none",
-            timeout_graceful_shutdown=2,
-        )
-        self._server = uvicorn.Server(config)
-        assert self._sock is not None
-        async with httpx.AsyncClient(timeout=10.0) as http:
-            self._http = http
-            workers = [
-                asyncio.create_task(self._deliver_webhooks(bot)) for bot in self._bots.values()
-            ]
-            serving = asyncio.create_task(self._server.serve(sockets=[self._sock]))
-            try:
-                while not self._server.started:
-                    if serving.done():
-                        await serving
-                        raise RuntimeError("uvicorn stopped while starting")
-                    await asyncio.sleep(0.002)
-                self._ready.set()
-                await serving
-            finally:
-                for worker in workers:
-                    worker.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
-                for bot in self._bots.values():
-                    await bot.poster.close()
-
-    def _begin_shutdown(self) -> None:
-        self._closing = True
-        for bot in self._bots.values():
-            self._wake(bot)
-        if self._server is not None:
-            self._server.should_exit = True
-
-    def _wake(self, bot: _Bot) -> None:
-        """Wakes the long polls and the webhook worker of ``bot`` (server loop only)."""
-        for waiter in bot.waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        if bot.wake is not None:
-            bot.wake.set()
-
-    def _notify(self, bot: _Bot) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(self._wake, bot)
-
     # ------------------------------------------------------------------ HTTP
-
-    async def _not_found(self, request: Request) -> Response:
-        return _json_response(404, {"ok": False, "error_code": 404, "description": "Not Found"})
 
     async def _read_params(self, request: Request) -> JSONDict:
         params: JSONDict = dict(parse_qsl(request.url.query, keep_blank_values=True))
@@ -561,12 +425,6 @@ class FakeZalo:
 
     # ---------------------------------------------------------------- test API
 
-    def _bot(self, token: str) -> _Bot:
-        try:
-            return self._bots[token]
-        except KeyError:
-            raise ValueError(f"the fake does not know the token {token!r}") from None
-
     def user(
         self,
         user_id: str | None = None,
@@ -659,37 +517,6 @@ class FakeZalo:
                 if chat_id is None or sent.get("chat_id") == chat_id
             ]
 
-    def wait_for(
-        self, predicate: Callable[[ZaloCall], bool], timeout: float = 10.0, count: int = 1
-    ) -> list[ZaloCall]:
-        """Waits until at least ``count`` calls match ``predicate``; returns the matches.
-
-        Raises:
-            AssertionError: Fewer calls matched within ``timeout`` seconds; the message
-                lists the latest calls.
-        """
-        deadline = time.monotonic() + timeout
-        matches: list[ZaloCall] = []
-        seen = 0
-        calls = self._calls
-        with self._changed:
-            while True:
-                if calls is not self._calls:  # reset() replaced the list
-                    calls, seen, matches = self._calls, 0, []
-                for index in range(seen, len(calls)):
-                    if predicate(calls[index]):
-                        matches.append(calls[index])
-                seen = len(calls)
-                if len(matches) >= count:
-                    return matches
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(
-                        f"{len(matches)} of {count} expected calls after {timeout} s; "
-                        f"latest calls:\n{self._summary()}"
-                    )
-                self._changed.wait(remaining)
-
     def wait_for_message(
         self,
         chat_id: str,
@@ -712,74 +539,6 @@ class FakeZalo:
             return text_contains is None or text_contains in str(call.params.get("text"))
 
         return [_merged(call) for call in self.wait_for(matches, timeout=timeout, count=count)]
-
-    def wait_for_deliveries(self, count: int = 1, timeout: float = 10.0) -> list[ZaloDelivery]:
-        """Waits until at least ``count`` webhook deliveries were made; returns them all."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self._deliveries) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(
-                        f"{len(self._deliveries)} of {count} webhook deliveries after "
-                        f"{timeout} s; latest calls:\n{self._summary()}"
-                    )
-                self._changed.wait(remaining)
-            return list(self._deliveries)
-
-    def _summary(self, limit: int = 15) -> str:
-        lines = []
-        for call in self._calls[-limit:]:
-            params = json.dumps(call.params, ensure_ascii=False, default=str)
-            if len(params) > 160:
-                params = params[:157] + "..."
-            outcome = "ok" if call.ok else call.response.get("description")
-            lines.append(f"  {call.method} -> {call.status} {outcome} {params}")
-        return "\n".join(lines) or "  (no calls)"
-
-    def fail_next(
-        self,
-        method: str,
-        status: int,
-        description: str,
-        retry_after: int | None = None,
-        times: int = 1,
-    ) -> None:
-        """Makes the next ``times`` calls of ``method`` answer this error.
-
-        ``retry_after`` goes to ``parameters.retry_after``, as in a 429 answer.
-        """
-        known = self._methods.get(method.lower())
-        if known is None:
-            raise ValueError(f"the fake does not implement {method!r}")
-        with self._lock:
-            failures = self._failures.setdefault(known[0], deque())
-            failures.extend(_Failure(status, description, retry_after) for _ in range(times))
-
-    def slow(self, method: str, seconds: float, times: int = 1) -> None:
-        """Holds the answers to the next ``times`` calls of ``method`` for ``seconds``."""
-        known = self._methods.get(method.lower())
-        if known is None:
-            raise ValueError(f"the fake does not implement {method!r}")
-        with self._lock:
-            self._delays.setdefault(known[0], deque()).extend([seconds] * times)
-
-    def wait_for_request(self, method: str, count: int = 1, timeout: float = 10.0) -> None:
-        """Waits until ``count`` requests of ``method`` arrived (answered or not)."""
-        known = self._methods.get(method.lower())
-        name = known[0] if known is not None else method
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while self._received.get(name, 0) < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"no {name} request #{count} within {timeout} s")
-                self._changed.wait(remaining)
-
-    def add_listener(self, listener: Callable[[ZaloCall], None]) -> None:
-        """Calls ``listener(call)`` on the server thread after each call is recorded."""
-        with self._lock:
-            self._listeners.append(listener)
 
     def block(self, chat_id: str) -> None:
         """Makes sends to ``chat_id`` fail with 403 "Forbidden: user blocked the bot"."""
