@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import signal
@@ -43,6 +41,7 @@ from bot.channels.telegram import CHANNEL as TELEGRAM
 from bot.channels.telegram import TelegramSender
 from bot.channels.webchat import CHANNEL as WEB
 from bot.channels.webchat import WebChat, WebChatError
+from bot.channels.webhooks import checked_body, derived_secret, read_body
 from bot.channels.zalo import CHANNEL as ZALO
 from bot.channels.zalo import ZaloChannel
 from bot.conversation import Conversation, StaffDesk
@@ -69,7 +68,6 @@ __all__ = ["Runtime", "TelegramChannel", "create_web_app", "running_app", "serve
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "channels" / "webchat_static"
-_MAX_BODY = 64 * 1024
 _INBOX_WAIT_S = 25.0
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -80,15 +78,6 @@ _SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
-
-
-def webhook_secret(settings: Settings) -> str:
-    """TELEGRAM_WEBHOOK_SECRET, or one derived from the token (stable across restarts)."""
-    if settings.telegram_webhook_secret is not None:
-        return settings.telegram_webhook_secret.get_secret_value()
-    assert settings.telegram_bot_token is not None
-    token = settings.telegram_bot_token.get_secret_value().encode()
-    return hmac.new(b"coopbot-telegram-webhook", token, hashlib.sha256).hexdigest()
 
 
 BOT_COMMANDS: Final = (
@@ -111,7 +100,13 @@ class TelegramChannel:
         """Builds the Application (nothing runs until ``start``)."""
         assert settings.telegram_bot_token is not None
         self.webhook_url = settings.telegram_webhook_url
-        self.secret = webhook_secret(settings) if self.webhook_url is not None else ""
+        self.secret = (
+            derived_secret(
+                settings.telegram_webhook_secret, settings.telegram_bot_token, "telegram"
+            )
+            if self.webhook_url is not None
+            else ""
+        )
         context_types = ContextTypes(context=BotContext, bot_data=BotServices)
         builder = (
             Application.builder()
@@ -167,13 +162,11 @@ class TelegramChannel:
         """Checks the secret header, parses the update and queues it; 403/400/413 otherwise."""
         if self.webhook_url is None:
             return JSONResponse({"error": "webhook mode is off"}, status_code=404)
-        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
-        if not hmac.compare_digest(given.encode(), self.secret.encode()):
-            log.warning("Telegram webhook call with a wrong or missing secret token refused")
-            return JSONResponse({"error": "forbidden"}, status_code=403)
-        body = await _read_body(request)
-        if body is None:
-            return JSONResponse({"error": "body too large"}, status_code=413)
+        body = await checked_body(
+            request, "X-Telegram-Bot-Api-Secret-Token", self.secret, "Telegram"
+        )
+        if isinstance(body, Response):
+            return body
         try:
             data = json.loads(body)
             if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
@@ -269,15 +262,6 @@ async def _stop_channel(
         senders.unregister(name)
 
 
-async def _read_body(request: Request) -> bytes | None:
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > _MAX_BODY:
-            return None
-    return body
-
-
 def create_web_app(runtime: Runtime) -> Starlette:
     """The ASGI app: ``/healthz``, ``/telegram`` and (unless disabled) the web chat."""
 
@@ -299,7 +283,7 @@ def create_web_app(runtime: Runtime) -> Starlette:
         return await runtime.zalo.handle_webhook(request)
 
     async def chat_message(request: Request) -> Response:
-        body = await _read_body(request)
+        body = await read_body(request)
         if body is None:
             return JSONResponse({"error": "Tin nhắn quá lớn."}, status_code=413)
         try:

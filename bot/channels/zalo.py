@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
-import hmac
 import json
 import logging
 import re
@@ -29,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bot.channels.text_split import split_text
+from bot.channels.webhooks import checked_body, derived_secret
 from bot.channels.zalo_client import (
     ZALO_TEXT_LIMIT,
     ZaloBadToken,
@@ -51,7 +50,6 @@ __all__ = [
     "ZaloSender",
     "parse_event",
     "render",
-    "zalo_webhook_secret",
 ]
 
 log = logging.getLogger(__name__)
@@ -64,20 +62,10 @@ NON_TEXT_EVENTS: Final = frozenset(
     {"message.image.received", "message.sticker.received", "message.unsupported.received"}
 )
 _NUMBER = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
-_MAX_BODY = 64 * 1024
 _MAX_CHATS = 50_000
 _CONCURRENCY = 32
 _POLL_TIMEOUT_S = 30
 _EVENTS_KEPT = dt.timedelta(days=7)
-
-
-def zalo_webhook_secret(settings: Settings) -> str:
-    """ZALO_WEBHOOK_SECRET, or one derived from the token (stable across restarts)."""
-    if settings.zalo_webhook_secret is not None:
-        return settings.zalo_webhook_secret.get_secret_value()
-    assert settings.zalo_bot_token is not None
-    token = settings.zalo_bot_token.get_secret_value().encode()
-    return hmac.new(b"coopbot-zalo-webhook", token, hashlib.sha256).hexdigest()
 
 
 # -- rendering and choices ---------------------------------------------------------------
@@ -223,7 +211,11 @@ class ZaloChannel:
         assert settings.zalo_bot_token is not None
         self.client = ZaloClient(settings.zalo_bot_token.get_secret_value(), settings.zalo_api_base)
         self.webhook_url = str(settings.zalo_webhook_url) if settings.zalo_webhook_url else None
-        self.secret = zalo_webhook_secret(settings) if self.webhook_url else ""
+        self.secret = (
+            derived_secret(settings.zalo_webhook_secret, settings.zalo_bot_token, "zalo")
+            if self.webhook_url
+            else ""
+        )
         self.conversation = conversation
         self.events = events
         self.choices = ChoiceMemory()
@@ -285,15 +277,9 @@ class ZaloChannel:
         """Checks the secret, validates the update, answers 200 at once and works after."""
         if self.webhook_url is None:
             return JSONResponse({"error": "webhook mode is off"}, status_code=404)
-        given = request.headers.get("X-Bot-Api-Secret-Token", "")
-        if not hmac.compare_digest(given.encode(), self.secret.encode()):
-            log.warning("Zalo webhook call with a wrong or missing secret token refused")
-            return JSONResponse({"error": "forbidden"}, status_code=403)
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > _MAX_BODY:
-                return JSONResponse({"error": "body too large"}, status_code=413)
+        body = await checked_body(request, "X-Bot-Api-Secret-Token", self.secret, "Zalo")
+        if isinstance(body, Response):
+            return body
         try:
             update = json.loads(body)
             parse_event(update)
