@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,7 +39,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.nlu_service import NLUService
+from bot.nlu_service import NLUService, free_port
 from bot.settings import PROJECT_ROOT, load_settings
 from nlu.build import TEST_DIR, current_model, load_examples
 from tests.fakes import FakeTelegram, FakeZalo, ZaloCall
@@ -64,13 +63,6 @@ def describe(latencies: list[float]) -> str:
         f"p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms, "
         f"max {max(latencies):.1f} ms"
     )
-
-
-def free_port() -> int:
-    """A TCP port free right now on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Replies:

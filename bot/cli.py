@@ -180,17 +180,11 @@ def run() -> None:
         # message in `make bench-chat`).
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(serve(settings, on_ready=ready))
-    except NLUBuildError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    except OSError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    except ZaloError as exc:
-        typer.echo(f"error: Zalo: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    except TelegramError as exc:
-        typer.echo(f"error: Telegram: {exc.message}", err=True)
+    except (NLUBuildError, OSError, ZaloError, TelegramError) as exc:
+        prefix = {ZaloError: "Zalo: ", TelegramError: "Telegram: "}
+        where = next((p for kind, p in prefix.items() if isinstance(exc, kind)), "")
+        message = exc.message if isinstance(exc, TelegramError) else str(exc)
+        typer.echo(f"error: {where}{message}", err=True)
         raise typer.Exit(1) from exc
 
 

@@ -515,7 +515,7 @@ class Conversation:
 
     def _deadlines(self, member: MemberInfo) -> Reply:
         today = _local(self.clock()).date()
-        profile = {step.field: getattr(member, step.field) for step in PROFILE_STEPS}
+        profile = _profile(member)
         upcoming = due_dates(self.deadline_rules, today, today + DEADLINE_HORIZON, profile)[
             :DEADLINES_SHOWN
         ]
@@ -549,7 +549,7 @@ class Conversation:
     # -- reminder consent (/nhacnho) --------------------------------------------------------
 
     def _applicable_rules(self, member: MemberInfo) -> list[Rule]:
-        profile = {step.field: getattr(member, step.field) for step in PROFILE_STEPS}
+        profile = _profile(member)
         return [rule for rule in self.deadline_rules if rule.applies(profile)]
 
     async def _reminders_menu(self, member: MemberInfo, prefix: str = "") -> Reply:
@@ -641,6 +641,11 @@ class Conversation:
                 edit=True,
             )
         return Reply("Đã huỷ, dữ liệu của bạn vẫn được giữ nguyên.", edit=True)
+
+
+def _profile(member: MemberInfo) -> dict[str, str | None]:
+    """The member's /hoso answers, as the deadline rules read them."""
+    return {step.field: getattr(member, step.field) for step in PROFILE_STEPS}
 
 
 def _feedback_buttons(message_id: int) -> tuple[Button, ...]:

@@ -175,16 +175,16 @@ def due_dates(
     profile: Mapping[str, str | None] | None = None,
 ) -> list[Due]:
     """Every due date (after moving to a working day) from ``start`` to ``end`` inclusive."""
-    found: list[Due] = []
+    found: dict[tuple[str, str], Due] = {}  # neighbouring years yield some periods twice
     for rule in rules:
         if profile is not None and not rule.applies(profile):
             continue
         for year in range(start.year, end.year + 1):
             for period, nominal in _occurrences(rule, year):
                 due = Due(rule, period, nominal, next_working_day(nominal))
-                if start <= due.date <= end and due not in found:
-                    found.append(due)
-    return sorted(found, key=lambda d: (d.date, d.rule.id, d.nominal))
+                if start <= due.date <= end:
+                    found.setdefault((rule.id, period), due)
+    return sorted(found.values(), key=lambda d: (d.date, d.rule.id, d.nominal))
 
 
 def load_rules(path: Path = DEADLINES_FILE) -> tuple[Rule, ...]:

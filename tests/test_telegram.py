@@ -11,7 +11,6 @@ import asyncio
 import html
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from telegram import Bot
 
 from bot.channels.telegram import TelegramSender
 from bot.db import Handover, Member, MessageLog, create_db_engine
+from bot.nlu_service import free_port
 from bot.replies import Button, Reply
 from bot.sending import RateLimited, RecipientBlocked
 from bot.settings import PROJECT_ROOT
@@ -69,16 +69,10 @@ def polling(fake: FakeTelegram, nlu_url: str, tmp_path_factory: pytest.TempPathF
             engine.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def webhook(fake: FakeTelegram, nlu_url: str, tmp_path_factory: pytest.TempPathFactory):
     """A running assistant in webhook mode on a fixed local port; yields (bot, secret)."""
-    port = _free_port()
+    port = free_port()
     database = tmp_path_factory.mktemp("telegram-webhook") / "bot.db"
     secret = "s3cret_webhook-token"
     settings = bot_settings(

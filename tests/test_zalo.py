@@ -9,7 +9,6 @@ chat; another runs the Zalo webhook.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +30,7 @@ from bot.channels.zalo_client import (
     ZaloTimeout,
 )
 from bot.db import Member, MessageLog, create_db_engine
+from bot.nlu_service import free_port
 from bot.replies import Button, Reply
 from bot.sending import RecipientBlocked
 from tests.conftest import bot_settings
@@ -284,16 +284,10 @@ def test_redelivery_after_a_restart_is_still_answered_once(zalo, nlu_url, tmp_pa
 # -- webhook ------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def webhook(zalo, nlu_url, tmp_path_factory):
     """An assistant in Zalo webhook mode on a fixed port; yields (its /zalo URL, secret)."""
-    port = _free_port()
+    port = free_port()
     secret = "zalo_webhook_secret-123"
     settings = bot_settings(
         nlu_url,
@@ -415,7 +409,7 @@ def test_timeouts_and_unreachable_servers(zalo):
         _with_client(zalo, lambda c: c.send_message("abc", "xin chào"), timeout=0.5)
 
     async def unreachable() -> None:
-        async with ZaloClient(ZALO_TOKEN, f"http://127.0.0.1:{_free_port()}") as client:
+        async with ZaloClient(ZALO_TOKEN, f"http://127.0.0.1:{free_port()}") as client:
             await client.get_me()
 
     with pytest.raises(ZaloServerError) as caught:

@@ -32,6 +32,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 JSONDict = dict[str, Any]
+
+
 class RecordedCall(Protocol):
     """What both fakes record of a request."""
 
