@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
-from typing import Any, Generic, Protocol, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -34,18 +34,36 @@ from starlette.routing import Route
 JSONDict = dict[str, Any]
 
 
-class RecordedCall(Protocol):
-    """What both fakes record of a request."""
+@dataclass
+class RecordedCall:
+    """One request a fake answered (each fake documents how it fills the fields).
+
+    Attributes:
+        method: Canonical method name (``"sendMessage"``), or the name as requested
+            when the method is unknown.
+        token: The bot token from the URL.
+        params: The parameters of the request.
+        status: The HTTP status of the answer.
+        response: The JSON body of the answer.
+        at: ``time.perf_counter()`` when the request was received.
+    """
 
     method: str
+    token: str
     params: JSONDict
     status: int
     response: JSONDict
+    at: float
 
     @property
     def ok(self) -> bool:
-        """True for a successful answer."""
-        ...
+        """Whether the fake answered with success."""
+        return self.status == 200
+
+    @property
+    def result(self) -> Any:
+        """The ``result`` of a successful answer, else None."""
+        return self.response.get("result")
 
 
 CallT = TypeVar("CallT", bound=RecordedCall)

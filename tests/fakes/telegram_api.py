@@ -42,6 +42,7 @@ from starlette.responses import Response
 
 from tests.fakes.server import (
     FakeBotServer,
+    RecordedCall,
     _ApiError,
     _error_body,
     _json_response,
@@ -691,39 +692,16 @@ def _trim(text: str, entities: list[JSONDict]) -> tuple[str, list[JSONDict]]:
 
 
 @dataclass
-class Call:
-    """One request the fake answered.
+class Call(RecordedCall):
+    """One request the fake answered (``params`` normalized as if posted as JSON).
 
     Attributes:
-        method: Canonical method name (``"sendMessage"``), or the name as requested
-            when the method is unknown.
-        token: The bot token from the URL.
-        params: The parameters, normalized as if they had been posted as JSON.
-        status: The HTTP status of the answer.
-        response: The JSON body of the answer.
-        at: ``time.perf_counter()`` when the request was received.
         message: For calls that created or changed a message (sendMessage,
             copyMessage, forwardMessage, sendPhoto, edits): a snapshot of the stored
             message, with the extra key ``"html"`` (the text as sent).
     """
 
-    method: str
-    token: str
-    params: JSONDict
-    status: int
-    response: JSONDict
-    at: float
     message: JSONDict | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Whether the fake answered with success."""
-        return self.status == 200
-
-    @property
-    def result(self) -> Any:
-        """The ``result`` of a successful answer, else None."""
-        return self.response.get("result")
 
 
 @dataclass

@@ -44,6 +44,7 @@ from starlette.responses import Response
 
 from tests.fakes.server import (
     FakeBotServer,
+    RecordedCall,
     _ApiError,
     _error_body,
     _json_response,
@@ -71,35 +72,8 @@ REQUEST_TIMEOUT = "Request timeout"
 
 
 @dataclass
-class ZaloCall:
-    """One request the fake answered.
-
-    Attributes:
-        method: Canonical method name (``"sendMessage"``), or the name as requested
-            when the token or the method is unknown.
-        token: The bot token from the URL.
-        params: The parameters as received (form and query values are strings).
-        status: The HTTP status of the answer.
-        response: The JSON body of the answer.
-        at: ``time.perf_counter()`` when the request was received.
-    """
-
-    method: str
-    token: str
-    params: JSONDict
-    status: int
-    response: JSONDict
-    at: float
-
-    @property
-    def ok(self) -> bool:
-        """Whether the fake answered with success."""
-        return self.status == 200
-
-    @property
-    def result(self) -> Any:
-        """The ``result`` of a successful answer, else None."""
-        return self.response.get("result")
+class ZaloCall(RecordedCall):
+    """One request the fake answered (``params`` as received: form values are strings)."""
 
 
 @dataclass
