@@ -62,6 +62,7 @@ from knowledge.base import load_knowledge_base
 from knowledge.search import KnowledgeSearch
 from nlu.build import TRAIN_DIR, load_examples
 from scheduler.deadlines import load_rules
+from scheduler.reminders import ReminderService
 
 __all__ = ["Runtime", "TelegramChannel", "create_web_app", "running_app", "serve"]
 
@@ -87,6 +88,7 @@ BOT_COMMANDS: Final = (
     ("lienhe", "Hỏi cán bộ Liên minh HTX"),
     ("lichnop", "Hạn nộp sắp tới của HTX"),
     ("nhacnho", "Chọn hạn nộp muốn được nhắc"),
+    ("taphuan", "Lịch tập huấn, đăng ký tham gia"),
     ("toi", "Xem dữ liệu được lưu về bạn"),
     ("xoadulieu", "Xoá dữ liệu của bạn"),
     ("help", "Hướng dẫn sử dụng"),
@@ -191,6 +193,7 @@ class Runtime:
     webchat: WebChat
     telegram: TelegramChannel | None
     zalo: ZaloChannel | None = None
+    reminders: ReminderService | None = None
 
 
 @contextlib.asynccontextmanager
@@ -216,16 +219,27 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
             )
             senders = Senders()
             staff_chat = settings.telegram_staff_chat_id
+            rules = load_rules()
+            options = load_profile_options()
+            reminders = ReminderService(
+                engine,
+                senders,
+                rules,
+                options,
+                poll_interval=settings.reminder_poll_seconds,
+                rate=settings.reminder_rate,
+                concurrency=settings.reminder_concurrency,
+            )
             conversation = Conversation(
                 answers=answers,
                 kb=kb,
                 members=MemberStore(engine),
                 messages=MessageLogStore(engine),
                 handovers=HandoverStore(engine),
-                profile_options=load_profile_options(),
+                profile_options=options,
                 senders=senders,
                 staff=StaffDesk(TELEGRAM, str(staff_chat) if staff_chat is not None else None),
-                deadline_rules=load_rules(),
+                deadline_rules=rules,
                 subscriptions=SubscriptionStore(engine),
             )
             webchat = WebChat(conversation)
@@ -247,7 +261,23 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
                         raise
                     channels.push_async_callback(_stop_channel, senders, ZALO, zalo)
                     senders.register(ZALO, zalo)
-                yield Runtime(settings, engine, nlu, conversation, senders, webchat, telegram, zalo)
+                running_reminders = None
+                if settings.reminders_enabled:
+                    # Started after the channels, stopped before them: its sends finish first.
+                    await reminders.start()
+                    channels.push_async_callback(reminders.stop)
+                    running_reminders = reminders
+                yield Runtime(
+                    settings,
+                    engine,
+                    nlu,
+                    conversation,
+                    senders,
+                    webchat,
+                    telegram,
+                    zalo,
+                    running_reminders,
+                )
     finally:
         engine.dispose()
 

@@ -10,13 +10,17 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
+    Table,
     Text,
+    Unicode,
     UniqueConstraint,
     create_engine,
     event,
@@ -30,7 +34,11 @@ __all__ = [
     "Handover",
     "Member",
     "MessageLog",
+    "OutboxMessage",
     "ReviewQuestion",
+    "SchedulerState",
+    "TrainingRegistration",
+    "TrainingSession",
     "create_db_engine",
     "current_revision",
     "downgrade_db",
@@ -115,6 +123,7 @@ class ReminderSubscription(Base):
     """A member's yes to the reminders of one deadline rule (``scheduler/deadlines.yml``)."""
 
     __tablename__ = "reminder_subscriptions"
+    __table_args__ = (Index("ix_reminder_subscriptions_rule", "rule_id"),)
 
     member_id: Mapped[int] = mapped_column(
         ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
@@ -149,6 +158,100 @@ class Handover(Base):
     staff_message_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class TrainingSession(Base):
+    """A training session staff scheduled; members register for its seats."""
+
+    __tablename__ = "training_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    starts_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    ends_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    place: Mapped[str | None] = mapped_column(String(300))
+    online_url: Mapped[str | None] = mapped_column(String(500))
+    province: Mapped[str | None] = mapped_column(String(40))
+    coop_type: Mapped[str | None] = mapped_column(String(40))
+    capacity: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="scheduled")
+    # Bumped on every change members are told about; keys the change messages.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class TrainingRegistration(Base):
+    """A member's seat in a training session."""
+
+    __tablename__ = "training_registrations"
+    __table_args__ = (Index("ix_training_registrations_member", "member_id"),)
+
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("training_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    member_id: Mapped[int] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OutboxMessage(Base):
+    """One message to one member, waiting for (or past) its delivery.
+
+    ``(member_id, kind, ref, occurrence, slot)`` is the message's unique key:
+    for a deadline reminder (kind ``deadline``) the rule id, the due date and
+    the offset (``7d``, ``2d``, ``0d``); for a session reminder (``session``)
+    the session id, its start and ``1d``/``1h``; for a session change
+    (``session_change``) the session id, its version and ``changed`` or
+    ``cancelled``. A message past ``expires_at`` is dropped, not sent.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("member_id", "kind", "ref", "occurrence", "slot", name="uq_outbox_key"),
+        Index("ix_outbox_status_send_at", "status", "send_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    ref: Mapped[str] = mapped_column(String(40))
+    occurrence: Mapped[str] = mapped_column(String(40))
+    slot: Mapped[str] = mapped_column(String(12))
+    send_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SchedulerState(Base):
+    """Small named values the scheduler keeps (how far deadline reminders are planned)."""
+
+    __tablename__ = "scheduler_state"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+# APScheduler's SQLAlchemyJobStore table, in its layout; created by the migrations.
+APSCHEDULER_JOBS = Table(
+    "apscheduler_jobs",
+    Base.metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
+)
 
 
 def create_db_engine(url: str) -> Engine:

@@ -11,7 +11,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.db import Handover, Member, MessageLog, utcnow
+from bot.db import (
+    Handover,
+    Member,
+    MessageLog,
+    OutboxMessage,
+    ReminderSubscription,
+    TrainingRegistration,
+    utcnow,
+)
 
 __all__ = ["PROFILE_FIELDS", "MemberInfo", "MemberStore", "StoredData"]
 
@@ -160,5 +168,7 @@ class MemberStore:
             # Explicit deletes, so that nothing depends on the database enforcing cascades.
             session.execute(delete(MessageLog).where(MessageLog.member_id == member_id))
             session.execute(delete(Handover).where(Handover.member_id == member_id))
+            for table in (ReminderSubscription, TrainingRegistration, OutboxMessage):
+                session.execute(delete(table).where(table.member_id == member_id))
             result = session.execute(delete(Member).where(Member.id == member_id))
             return bool(result.rowcount)  # type: ignore[attr-defined]

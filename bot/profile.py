@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from nlu.textnorm import strip_diacritics
+
 __all__ = ["PROFILE_STEPS", "Choice", "ProfileOptions", "ProfileStep", "load_profile_options"]
 
 OPTIONS_FILE = Path(__file__).with_name("profile_options.yml")
@@ -56,9 +58,23 @@ class ProfileOptions:
         """The label of a stored code (None when unset or no longer offered)."""
         return next((c.label for c in self.by_field.get(field, ()) if c.code == code), None)
 
+    def find(self, field: str, text: str) -> str | None:
+        """The code a person typed as a code or a label ("Hà Nội", "ha noi", "ha_noi")."""
+        wanted = _folded(text)
+        for choice in self.by_field.get(field, ()):
+            if wanted in (_folded(choice.code), _folded(choice.label)):
+                return choice.code
+        return None
+
     def is_valid(self, field: str, code: str) -> bool:
         """True when ``code`` is one of the field's options."""
         return any(c.code == code for c in self.by_field.get(field, ()))
+
+
+def _folded(text: str) -> str:
+    """Lower case, no diacritics, no punctuation: how typed labels are compared."""
+    plain = strip_diacritics(text.casefold()).replace("_", " ")
+    return " ".join("".join(ch if ch.isalnum() else " " for ch in plain).split())
 
 
 _FILE_KEYS = {

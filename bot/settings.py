@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     zalo_webhook_url: AnyHttpUrl | None = None
     zalo_webhook_secret: SecretStr | None = None
 
+    reminders_enabled: bool = True
+    reminder_poll_seconds: Annotated[float, Field(gt=0.0, le=3600.0)] = 15.0
+    reminder_rate: Annotated[float, Field(gt=0.0, le=1000.0)] = 25.0  # messages/s per channel
+    reminder_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:

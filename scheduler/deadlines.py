@@ -20,6 +20,8 @@ import holidays
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from bot.members import PROFILE_FIELDS
+
 __all__ = [
     "DEADLINES_FILE",
     "Due",
@@ -210,6 +212,12 @@ def load_rules(path: Path = DEADLINES_FILE) -> tuple[Rule, ...]:
             raise RuleError(
                 f"{path}: rule {raw.get('id', index + 1)!r}, {where}: {first['msg']}"
             ) from exc
+        unknown = set(rule.applies_to) - set(PROFILE_FIELDS)
+        if unknown:
+            raise RuleError(
+                f"{path}: rule {rule.id!r}, applies_to: not profile fields: {sorted(unknown)} "
+                f"(known: {', '.join(PROFILE_FIELDS)})"
+            )
         if any(rule.id == other.id for other in rules):
             raise RuleError(f"{path}: rule id {rule.id!r} appears twice")
         rules.append(rule)

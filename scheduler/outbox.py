@@ -1,0 +1,257 @@
+"""The outbox: one row per message to one member, with its unique key and delivery state.
+
+States::
+
+    pending ──claim──► sending ──► sent | failed | blocked
+       │                  │
+       │                  └──(restart after a crash)──► unknown   (never sent again)
+       └──(past expires_at, or superseded)──► dropped
+
+A row is claimed (``pending`` → ``sending``, committed) right before its send
+and finished right after, so a message is sent at most once: a crash between
+the two leaves ``sending``, which the next start turns into ``unknown``
+instead of sending it again. Inserting a row whose key exists does nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import Select, and_, exists, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import aliased
+
+from bot.db import Member, OutboxMessage, utcnow
+
+__all__ = [
+    "DEADLINE",
+    "SESSION",
+    "SESSION_CHANGE",
+    "Outbox",
+    "OutboxItem",
+    "aware",
+]
+
+log = logging.getLogger(__name__)
+
+DEADLINE: Final = "deadline"
+SESSION: Final = "session"
+SESSION_CHANGE: Final = "session_change"
+_KEY_COLUMNS: Final = ("member_id", "kind", "ref", "occurrence", "slot")
+_INSERT_COLUMNS: Final = (
+    *_KEY_COLUMNS,
+    "send_at",
+    "expires_at",
+    "status",
+    "attempts",
+    "created_at",
+)
+
+
+def aware(moment: dt.datetime) -> dt.datetime:
+    """A timezone-aware UTC moment (SQLite hands back naive UTC values)."""
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A row due for delivery, with where its member is reached."""
+
+    id: int
+    member_id: int
+    channel: str
+    chat_id: str
+    kind: str
+    ref: str
+    occurrence: str
+    slot: str
+    send_at: dt.datetime
+    expires_at: dt.datetime
+    attempts: int
+
+
+class Outbox:
+    """Inserts, claims and finishes outbox rows."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], dt.datetime] = utcnow) -> None:
+        """Uses ``engine`` (migrated); ``clock`` gives the current time (tests move it)."""
+        self._engine = engine
+        self.clock = clock
+
+    def _insert(self) -> Any:
+        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(OutboxMessage)
+
+    def add(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Inserts rows (keys: member_id, kind, ref, occurrence, slot, send_at, expires_at).
+
+        Rows whose unique key exists are left alone; returns how many were inserted.
+        """
+        now = self.clock()
+        values = [{"status": "pending", "attempts": 0, "created_at": now, **row} for row in rows]
+        if not values:
+            return 0
+        statement = (
+            self._insert()
+            .on_conflict_do_nothing(index_elements=list(_KEY_COLUMNS))
+            .execution_options(preserve_rowcount=True)  # psycopg reports -1 otherwise
+        )
+        with self._engine.begin() as connection:
+            result = connection.execute(statement, values)
+        return int(result.rowcount or 0)
+
+    def add_selected(self, connection: Connection, query: Select[Any]) -> int:
+        """``INSERT ... SELECT`` of ``query`` (its columns in ``_INSERT_COLUMNS`` order).
+
+        Used by the planner to enqueue a rule's reminders for every subscriber in
+        one statement; existing keys are skipped.
+        """
+        statement = (
+            self._insert()
+            .from_select(list(_INSERT_COLUMNS), query)
+            .on_conflict_do_nothing(index_elements=list(_KEY_COLUMNS))
+            .execution_options(preserve_rowcount=True)
+        )
+        result = connection.execute(statement)
+        return int(result.rowcount or 0)
+
+    def due(self, limit: int = 200) -> list[OutboxItem]:
+        """Pending rows whose time has come, oldest first, with the member's address."""
+        now = self.clock()
+        query = (
+            select(
+                OutboxMessage.id,
+                OutboxMessage.member_id,
+                Member.channel,
+                Member.chat_id,
+                OutboxMessage.kind,
+                OutboxMessage.ref,
+                OutboxMessage.occurrence,
+                OutboxMessage.slot,
+                OutboxMessage.send_at,
+                OutboxMessage.expires_at,
+                OutboxMessage.attempts,
+            )
+            .join(Member, Member.id == OutboxMessage.member_id)
+            .where(OutboxMessage.status == "pending", OutboxMessage.send_at <= now)
+            .order_by(OutboxMessage.send_at, OutboxMessage.id)
+            .limit(limit)
+        )
+        with self._engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            OutboxItem(
+                **{
+                    **row._asdict(),
+                    "send_at": aware(row.send_at),
+                    "expires_at": aware(row.expires_at),
+                }
+            )
+            for row in rows
+        ]
+
+    def superseded(self, item: OutboxItem) -> bool:
+        """True when a later reminder of the same thing is also due now (after downtime).
+
+        Only that later one is worth sending: "2 days left" makes "7 days left" moot.
+        """
+        later = aliased(OutboxMessage)
+        query = select(
+            exists().where(
+                later.member_id == item.member_id,
+                later.kind == item.kind,
+                later.ref == item.ref,
+                later.occurrence == item.occurrence,
+                later.status == "pending",
+                later.send_at > item.send_at,
+                later.send_at <= self.clock(),
+            )
+        )
+        with self._engine.connect() as connection:
+            return bool(connection.scalar(query))
+
+    def next_send_at(self) -> dt.datetime | None:
+        """When the earliest pending row is due, if any."""
+        with self._engine.connect() as connection:
+            found = connection.scalar(
+                select(func.min(OutboxMessage.send_at)).where(OutboxMessage.status == "pending")
+            )
+        return aware(found) if found is not None else None
+
+    def claim(self, row_id: int) -> bool:
+        """``pending`` → ``sending``, committed; False when another worker took it."""
+        return self._move(row_id, "pending", status="sending", attempts=OutboxMessage.attempts + 1)
+
+    def finish(self, row_id: int, status: str, error: str | None = None) -> None:
+        """``sending`` → ``sent``, ``failed`` or ``blocked`` (with the reason)."""
+        values: dict[str, Any] = {"status": status, "error": error[:300] if error else None}
+        if status == "sent":
+            values["sent_at"] = self.clock()
+        self._move(row_id, "sending", **values)
+
+    def release(self, row_id: int, send_at: dt.datetime, error: str) -> None:
+        """``sending`` → ``pending`` at ``send_at``: the send was refused before delivery."""
+        self._move(row_id, "sending", status="pending", send_at=send_at, error=error[:300])
+
+    def postpone(self, row_id: int, send_at: dt.datetime, reason: str) -> None:
+        """A pending row waits until ``send_at`` (its channel is not running now)."""
+        self._move(row_id, "pending", send_at=send_at, error=reason[:300])
+
+    def drop(self, row_id: int, reason: str) -> None:
+        """``pending`` → ``dropped`` (expired, or no longer wanted)."""
+        self._move(row_id, "pending", status="dropped", error=reason[:300])
+
+    def _move(self, row_id: int, from_status: str, **values: Any) -> bool:
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row_id, OutboxMessage.status == from_status)
+                .values(**values)
+            )
+        return bool(result.rowcount)
+
+    def drop_pending(self, reason: str, **key: Any) -> int:
+        """Drops the pending rows matching ``key`` columns (e.g. a cancelled session's)."""
+        conditions = [OutboxMessage.status == "pending"]
+        for name, value in key.items():
+            column = getattr(OutboxMessage, name)
+            conditions.append(
+                column.in_(value) if isinstance(value, list | tuple) else column == value
+            )
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                update(OutboxMessage)
+                .where(and_(*conditions))
+                .values(status="dropped", error=reason)
+            )
+        return int(result.rowcount or 0)
+
+    def recover_in_flight(self) -> int:
+        """At start-up: rows left ``sending`` by a crash become ``unknown``, never resent."""
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.status == "sending")
+                .values(status="unknown", error="in flight when the service stopped")
+            )
+        count = int(result.rowcount or 0)
+        if count:
+            log.warning(
+                "%d reminder(s) were being sent when the service stopped; they may or may not "
+                "have arrived and are not sent again (at most once)",
+                count,
+            )
+        return count
+
+    def counts(self, **key: Any) -> dict[str, int]:
+        """How many rows are in each state (optionally only those matching ``key`` columns)."""
+        query = select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+        for name, value in key.items():
+            query = query.where(getattr(OutboxMessage, name) == value)
+        with self._engine.connect() as connection:
+            return {status: count for status, count in connection.execute(query).all()}
