@@ -178,6 +178,7 @@ def test_the_command_menu_is_set_in_vietnamese(fake, polling):
         "lienhe",
         "lichnop",
         "nhacnho",
+        "taphuan",
         "toi",
         "xoadulieu",
     }
