@@ -241,6 +241,8 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
                 staff=StaffDesk(TELEGRAM, str(staff_chat) if staff_chat is not None else None),
                 deadline_rules=rules,
                 subscriptions=SubscriptionStore(engine),
+                training=reminders.training,
+                on_reminders_changed=reminders.plan_member,
             )
             webchat = WebChat(conversation)
             senders.register(WEB, webchat)

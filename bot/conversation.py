@@ -15,7 +15,7 @@ import asyncio
 import datetime as dt
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -28,9 +28,11 @@ from bot.profile import PROFILE_STEPS, ProfileOptions, ProfileStep
 from bot.replies import Button, Citation, Reply
 from bot.sending import RecipientBlocked, SendError, Senders
 from bot.subscriptions import SubscriptionStore
+from bot.training_chat import STAFF_ROLES, TrainingChat
 from knowledge.base import Entry, KnowledgeBase
 from scheduler.deadlines import Rule, due_dates
 from scheduler.deadlines import format_date as format_deadline
+from scheduler.training import TrainingStore
 
 __all__ = ["APOLOGY", "UNSUPPORTED", "Conversation", "Incoming", "StaffDesk"]
 
@@ -53,6 +55,7 @@ HELP: Final = (
     "• /hoso: khai báo tỉnh, loại hình HTX, vai trò, kỳ khai thuế\n"
     "• /lichnop: các hạn nộp thuế, báo cáo sắp tới của HTX bạn\n"
     "• /nhacnho: chọn các hạn nộp muốn được nhắc\n"
+    "• /taphuan: lịch tập huấn, đăng ký tham gia\n"
     "• /lienhe: chuyển câu hỏi cho cán bộ Liên minh HTX\n"
     "• /toi: xem dữ liệu mình đang lưu về bạn\n"
     "• /xoadulieu: xoá dữ liệu của bạn\n\n"
@@ -139,9 +142,16 @@ class Conversation:
         staff: StaffDesk | None = None,
         deadline_rules: Sequence[Rule] = (),
         subscriptions: SubscriptionStore | None = None,
+        training: TrainingStore | None = None,
+        on_reminders_changed: Callable[[int], Awaitable[object]] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
-        """Wires the core to its services (``clock``: the current time, for tests)."""
+        """Wires the core to its services.
+
+        ``on_reminders_changed(member_id)`` is awaited after a member's reminder
+        choices or profile changed (the reminder service plans what is now due);
+        ``clock`` gives the current time (tests).
+        """
         self.answers = answers
         self.kb = kb
         self.members = members
@@ -152,6 +162,8 @@ class Conversation:
         self.staff = staff or StaffDesk()
         self.deadline_rules = tuple(deadline_rules)
         self.subscriptions = subscriptions
+        self.training = TrainingChat(training, profile_options) if training is not None else None
+        self.on_reminders_changed = on_reminders_changed
         self.clock = clock or _utcnow
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
@@ -218,6 +230,12 @@ class Conversation:
                 return [replace(await self._reminders_menu(member), edit=False)]
             case "xoadulieu":
                 return [self._confirm_delete()]
+            case "taphuan":
+                if self.training is None:
+                    return [Reply("Tính năng tập huấn chưa được bật trên hệ thống này.")]
+                return [await self.training.upcoming(member, _profile(member))]
+            case "taphuan_tao" if self.training is not None and member.role in STAFF_ROLES:
+                return [await self.training.create(member, args)]
             case _:
                 return [Reply(f"Mình chưa hiểu lệnh /{name}. Gõ /help để xem các lệnh.")]
 
@@ -233,6 +251,8 @@ class Conversation:
                 "toi",
                 "xoadulieu",
                 "lichnop",
+                "nhacnho",
+                "taphuan",
             ):
                 return await self._command(member, rest, "")
             case "faq":
@@ -257,6 +277,8 @@ class Conversation:
                 return [await self._delete(member, rest)]
             case "nh":
                 return [await self._reminder_choice(member, rest)]
+            case "th" if self.training is not None:
+                return [await self.training.button(member, rest, _profile(member))]
         return [Reply(STALE_CHOICE, notice=True)]
 
     # -- start, menu, FAQ browsing -------------------------------------------------
@@ -396,6 +418,7 @@ class Conversation:
             member = await asyncio.to_thread(
                 self.members.update_profile, member.id, **{step.field: code}
             )
+            await self._reminders_changed(member.id)
         if index + 1 < len(PROFILE_STEPS):
             return self._profile_question(PROFILE_STEPS[index + 1])
         summary = self._profile_summary(member)
@@ -581,6 +604,7 @@ class Conversation:
         match kind:
             case "yes" | "all":
                 await asyncio.to_thread(store.replace, member.id, current | applicable)
+                await self._reminders_changed(member.id)
                 prefix = "Đã bật nhắc hạn. " if kind == "yes" else ""
                 return await self._reminders_menu(member, prefix)
             case "no":
@@ -595,8 +619,18 @@ class Conversation:
                 return await self._reminders_menu(member)
             case "t" if rule_id in applicable:
                 await asyncio.to_thread(store.replace, member.id, current ^ {rule_id})
+                await self._reminders_changed(member.id)
                 return await self._reminders_menu(member)
         return Reply(STALE_CHOICE, notice=True)
+
+    async def _reminders_changed(self, member_id: int) -> None:
+        """Lets the reminder service plan what the new choice makes due; never fails the reply."""
+        if self.on_reminders_changed is None:
+            return
+        try:
+            await self.on_reminders_changed(member_id)
+        except Exception:
+            log.exception("planning reminders after a change failed (member %d)", member_id)
 
     # -- personal data (/toi, /xoadulieu) ----------------------------------------------------
 

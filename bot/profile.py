@@ -10,7 +10,14 @@ import yaml
 
 from nlu.textnorm import strip_diacritics
 
-__all__ = ["PROFILE_STEPS", "Choice", "ProfileOptions", "ProfileStep", "load_profile_options"]
+__all__ = [
+    "PROFILE_STEPS",
+    "Choice",
+    "ProfileOptions",
+    "ProfileStep",
+    "folded",
+    "load_profile_options",
+]
 
 OPTIONS_FILE = Path(__file__).with_name("profile_options.yml")
 
@@ -60,9 +67,9 @@ class ProfileOptions:
 
     def find(self, field: str, text: str) -> str | None:
         """The code a person typed as a code or a label ("Hà Nội", "ha noi", "ha_noi")."""
-        wanted = _folded(text)
+        wanted = folded(text)
         for choice in self.by_field.get(field, ()):
-            if wanted in (_folded(choice.code), _folded(choice.label)):
+            if wanted in (folded(choice.code), folded(choice.label)):
                 return choice.code
         return None
 
@@ -71,7 +78,7 @@ class ProfileOptions:
         return any(c.code == code for c in self.by_field.get(field, ()))
 
 
-def _folded(text: str) -> str:
+def folded(text: str) -> str:
     """Lower case, no diacritics, no punctuation: how typed labels are compared."""
     plain = strip_diacritics(text.casefold()).replace("_", " ")
     return " ".join("".join(ch if ch.isalnum() else " " for ch in plain).split())
