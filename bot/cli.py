@@ -22,6 +22,7 @@ from bot.db import create_db_engine, current_revision, upgrade_db
 from bot.nlu_eval import predict_split, predict_with_model
 from bot.nlu_service import NLUService, ensure_nlu_service, pick_model
 from bot.settings import Settings, load_settings
+from bot.training_cli import reminders_app, training_app
 from bot.wiring import answer_service, configure_logging
 from nlu.build import (
     NLUBuildError,
@@ -39,6 +40,8 @@ nlu_app = typer.Typer(no_args_is_help=True, help="Train, test and serve the NLU 
 app.add_typer(nlu_app, name="nlu")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema migrations.")
 app.add_typer(db_app, name="db")
+app.add_typer(training_app, name="training")
+app.add_typer(reminders_app, name="reminders")
 
 
 def _settings() -> Settings:

@@ -26,6 +26,7 @@ from scheduler.training import (
     TrainingError,
     TrainingStore,
     describe,
+    end_moment,
     format_moment,
     parse_moment,
 )
@@ -65,7 +66,6 @@ _KEYS: Final = {
     "mo ta": "description",
 }
 _LINE: Final = re.compile(r"^\s*([^:]{1,20}):\s*(.*)$")
-_TIME_ONLY: Final = re.compile(r"^\s*(\d{1,2})[:hg](\d{2})?\s*$", re.IGNORECASE)
 
 
 def parse_form(text: str, options: ProfileOptions) -> SessionDraft:
@@ -86,12 +86,7 @@ def parse_form(text: str, options: ProfileOptions) -> SessionDraft:
     if missing:
         raise TrainingError(f"Còn thiếu: {', '.join(missing)}.")
     starts_at = parse_moment(values["start"])
-    end_text = values["end"]
-    time_only = _TIME_ONLY.match(end_text)
-    if time_only:
-        day = format_moment(starts_at, weekday=False).split(" ", 1)[1]
-        end_text = f"{day} {time_only.group(1)}:{time_only.group(2) or '00'}"
-    ends_at = parse_moment(end_text)
+    ends_at = end_moment(values["end"], starts_at)
     if not values["capacity"].isdigit():
         raise TrainingError(f"Số chỗ phải là một số, không phải {values['capacity']!r}.")
     codes: dict[str, str | None] = {}

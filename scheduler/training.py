@@ -51,6 +51,7 @@ __all__ = [
     "TrainingError",
     "TrainingStore",
     "describe",
+    "end_moment",
     "format_moment",
     "parse_moment",
 ]
@@ -60,6 +61,9 @@ VIETNAM: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 REMINDER_SLOTS: Final = (("1d", dt.timedelta(days=1)), ("1h", dt.timedelta(hours=1)))
 _WEEKDAYS: Final = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ nhật")
 _MOMENT = re.compile(r"^\s*(\d{1,2})/(\d{1,2})/(\d{4})\s+(\d{1,2})[:hg](\d{2})?\s*$", re.IGNORECASE)
+
+
+_TIME_ONLY = re.compile(r"^\s*(\d{1,2})[:hg](\d{2})?\s*$", re.IGNORECASE)
 
 
 class TrainingError(ValueError):
@@ -83,6 +87,19 @@ def parse_moment(text: str) -> dt.datetime:
         raise TrainingError(
             f"Thời gian không hợp lệ: {text.strip()!r}. Viết theo dạng 15/01/2027 08:00."
         ) from None
+    return local.astimezone(dt.UTC)
+
+
+def end_moment(text: str, start: dt.datetime) -> dt.datetime:
+    """An end given as ``dd/mm/yyyy HH:MM``, or as ``HH:MM`` on the start's (Vietnam) day."""
+    match = _TIME_ONLY.match(text)
+    if match is None:
+        return parse_moment(text)
+    day = aware(start).astimezone(VIETNAM)
+    try:
+        local = day.replace(hour=int(match.group(1)), minute=int(match.group(2) or 0))
+    except ValueError:
+        raise TrainingError(f"Giờ kết thúc không hợp lệ: {text.strip()!r}.") from None
     return local.astimezone(dt.UTC)
 
 
