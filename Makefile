@@ -6,7 +6,7 @@ VENV := .venv
 NLU_VENV := .venv-nlu
 COOPBOT := $(VENV)/bin/coopbot
 
-.PHONY: run test setup env model browser lint bench-nlu bench-chat clean-env
+.PHONY: run test setup env model browser lint bench-nlu bench-chat bench-reminders clean-env
 
 run: model
 	$(COOPBOT) run
@@ -49,6 +49,9 @@ bench-nlu: model
 
 bench-chat: model
 	$(VENV)/bin/python benchmarks/bench_chat.py
+
+bench-reminders: env
+	$(VENV)/bin/python benchmarks/bench_reminders.py
 
 clean-env:
 	rm -rf $(VENV) $(NLU_VENV)
