@@ -214,7 +214,7 @@ class OutboxMessage(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         UniqueConstraint("member_id", "kind", "ref", "occurrence", "slot", name="uq_outbox_key"),
-        Index("ix_outbox_status_send_at", "status", "send_at"),
+        Index("ix_outbox_status_send_at", "status", "send_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

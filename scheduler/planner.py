@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import DateTime, Integer, Select, String, literal, or_, select
+from sqlalchemy import DateTime, Integer, Select, String, literal, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 VIETNAM: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 PLANNED_UNTIL: Final = "deadlines_planned_until"
+ANALYZE_AFTER: Final = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +163,11 @@ class DeadlinePlanner:
                 )
                 result.slots += 1
             self._set_planned_until(connection, end)
+        if result.enqueued >= ANALYZE_AFTER and self._engine.dialect.name == "postgresql":
+            # Fresh statistics, or PostgreSQL sorts the whole outbox for each batch
+            # until autovacuum gets to it (measured: 450 ms instead of 5 ms per batch).
+            with self._engine.begin() as connection:
+                connection.execute(text("ANALYZE outbox"))
         log.info(
             "deadline reminders planned %s .. %s: %d slots, %d messages",
             start.isoformat(),

@@ -204,3 +204,53 @@ def test_kill_minus_nine_mid_delivery_neither_repeats_nor_loses_a_reminder(
     assert all("Nhắc lịch tập huấn" in str(c.params["text"]) for c in sent)
     assert _statuses(engine, kind="session", slot="1d") == Counter({"sent": 14, "unknown": 1})
     engine.dispose()
+
+
+ZALO_SOLO = "8800040000:reminders-zalo-seat"
+
+
+def test_a_zalo_member_takes_a_seat_by_number_and_is_reminded(nlu_url: str, tmp_path: Path):
+    database = tmp_path / "bot.db"
+    engine = create_db_engine(f"sqlite:///{database}")
+    upgrade_db(engine)
+    # "1 day before" falls due six seconds from now, on the real clock.
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(days=1, seconds=6)
+    TrainingStore(engine, Outbox(engine)).create(
+        SessionDraft.build(
+            title="Hoá đơn điện tử cho HTX",
+            starts_at=start,
+            ends_at=start + dt.timedelta(hours=2),
+            online_url="https://meet.example.vn/hoa-don",
+            capacity=20,
+        )
+    )
+    with FakeZalo(tokens=(ZALO_SOLO,)) as zalo:
+        settings = bot_settings(
+            nlu_url,
+            database,
+            zalo_bot_token=ZALO_SOLO,
+            zalo_base_url=zalo.base_url,
+            reminder_poll_seconds=0.2,
+        )
+        user = zalo.user(display_name="Chị Hoa")
+        chat = user["id"]
+
+        def say(text: str, count: int) -> str:
+            zalo.send_user_message(ZALO_SOLO, user, text)
+            zalo.wait_for_message(chat, timeout=20, count=count)
+            return str(zalo.sent_messages(chat)[-1]["text"])
+
+        with RunningBot(settings):
+            listing = say("/taphuan", 1)
+            assert "1. Hoá đơn điện tử cho HTX" in listing and "Còn 20/20 chỗ" in listing
+            assert "1. ➕ Đăng ký 1: Hoá đơn điện tử cho HTX" in listing
+            assert "Gõ số 1 để chọn." in listing
+            taken = say("1", 2)
+            assert taken.startswith("✅ Bạn đã đăng ký thành công")
+            zalo.wait_for_message(chat, timeout=30, count=3)
+            reminder = str(zalo.sent_messages(chat)[-1]["text"])
+        assert "Nhắc lịch tập huấn: buổi học bắt đầu ngày mai" in reminder
+        assert "https://meet.example.vn/hoa-don" in reminder
+        assert "1. ❌ Huỷ đăng ký" in reminder  # the reminder's button, as a number
+    assert _statuses(engine, kind="session") == Counter({"sent": 1, "pending": 1})
+    engine.dispose()

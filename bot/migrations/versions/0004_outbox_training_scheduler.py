@@ -74,7 +74,7 @@ def upgrade() -> None:
         sa.Column("sent_at", sa.DateTime(timezone=True)),
         sa.UniqueConstraint("member_id", "kind", "ref", "occurrence", "slot", name="uq_outbox_key"),
     )
-    op.create_index("ix_outbox_status_send_at", "outbox", ["status", "send_at"])
+    op.create_index("ix_outbox_status_send_at", "outbox", ["status", "send_at", "id"])
     # The planner selects a rule's subscribers; the primary key starts with member_id.
     op.create_index("ix_reminder_subscriptions_rule", "reminder_subscriptions", ["rule_id"])
     op.create_table(
