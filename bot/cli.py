@@ -12,7 +12,6 @@ from typing import Annotated
 
 import typer
 import uvloop
-from pydantic import ValidationError
 from telegram.error import TelegramError
 
 from bot.answers import Answer, AnswerService, render_entry
@@ -21,9 +20,9 @@ from bot.channels.zalo_client import ZaloError
 from bot.db import create_db_engine, current_revision, upgrade_db
 from bot.nlu_eval import predict_split, predict_with_model
 from bot.nlu_service import NLUService, ensure_nlu_service, pick_model
-from bot.settings import Settings, load_settings
+from bot.settings import Settings
 from bot.training_cli import reminders_app, training_app
-from bot.wiring import answer_service, configure_logging
+from bot.wiring import answer_service, cli_settings
 from nlu.build import (
     NLUBuildError,
     current_model,
@@ -45,13 +44,7 @@ app.add_typer(reminders_app, name="reminders")
 
 
 def _settings() -> Settings:
-    try:
-        settings = load_settings()
-    except ValidationError as exc:
-        typer.echo(f"error: invalid settings:\n{exc}", err=True)
-        raise typer.Exit(2) from exc
-    configure_logging(settings)
-    return settings
+    return cli_settings()
 
 
 def _render_terminal(answer: Answer) -> str:

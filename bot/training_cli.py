@@ -16,18 +16,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from bot.db import APSCHEDULER_JOBS, OutboxMessage, create_db_engine, upgrade_db
 from bot.profile import load_profile_options
-from bot.settings import load_settings
-from bot.wiring import configure_logging
+from bot.wiring import cli_settings
 from scheduler.deadlines import RuleError, load_rules
 from scheduler.outbox import Outbox, aware
 from scheduler.planner import VIETNAM, DeadlinePlanner
 from scheduler.training import (
+    SessionDraft,
     SessionInfo,
     TrainingError,
     TrainingStore,
@@ -54,12 +53,7 @@ reminders_app = typer.Typer(no_args_is_help=True, help="Deadline and session rem
 
 @contextlib.contextmanager
 def _engine() -> Iterator[Engine]:
-    try:
-        settings = load_settings()
-    except ValidationError as exc:
-        typer.echo(f"error: invalid settings:\n{exc}", err=True)
-        raise typer.Exit(2) from exc
-    configure_logging(settings)
+    settings = cli_settings()
     engine = create_db_engine(settings.database_url)
     try:
         upgrade_db(engine)
@@ -110,6 +104,33 @@ def _description(text: str | None, path: Path | None) -> str | None:
     return text
 
 
+def _fields(
+    title: str | None,
+    start: str | None,
+    end: str | None,
+    capacity: int | None,
+    place: str | None,
+    link: str | None,
+    province: str | None,
+    coop_type: str | None,
+    description: str | None,
+    description_file: Path | None,
+    current: SessionInfo | None,
+) -> dict[str, Any]:
+    """The session fields given on the command line (None: not given)."""
+    values = {
+        "title": title,
+        "description": _description(description, description_file),
+        "place": place,
+        "online_url": link,
+        "province": _code("province", "Tỉnh", province),
+        "coop_type": _code("coop_type", "Loại hình", coop_type),
+        "capacity": capacity,
+        **_moments(start, end, current),
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def _moments(start: str | None, end: str | None, current: SessionInfo | None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if start is not None:
@@ -137,21 +158,14 @@ def training_add(
     by: Annotated[str | None, typer.Option("--by", help="Người tạo.")] = None,
 ) -> None:
     """Create a training session."""
-    from scheduler.training import SessionDraft
-
     with _engine() as engine:
         store = TrainingStore(engine, Outbox(engine))
         try:
-            draft = SessionDraft.build(
-                title=title,
-                description=_description(description, description_file) or "",
-                place=place,
-                online_url=link,
-                province=_code("province", "Tỉnh", province),
-                coop_type=_code("coop_type", "Loại hình", coop_type),
-                capacity=capacity,
-                **_moments(start, end, None),
-            )
+            values = _fields(
+                title, start, end, capacity, place, link, province, coop_type,
+                description, description_file, None,
+            )  # fmt: skip
+            draft = SessionDraft.build(**{"description": "", **values})
             session = store.create(draft, created_by=by or "cli")
         except TrainingError as exc:
             raise _fail(str(exc)) from exc
@@ -179,16 +193,10 @@ def training_edit(
         if current is None:
             raise _fail(f"Không có buổi tập huấn #{session_id}.")
         try:
-            changes = {
-                "title": title,
-                "description": _description(description, description_file),
-                "place": place,
-                "online_url": link,
-                "province": _code("province", "Tỉnh", province),
-                "coop_type": _code("coop_type", "Loại hình", coop_type),
-                "capacity": capacity,
-                **_moments(start, end, current),
-            }
+            changes = _fields(
+                title, start, end, capacity, place, link, province, coop_type,
+                description, description_file, current,
+            )  # fmt: skip
             updated = store.update(session_id, **changes)
         except TrainingError as exc:
             raise _fail(str(exc)) from exc

@@ -7,17 +7,20 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import typer
+from pydantic import ValidationError
+
 from bot.answers import AnswerService
 from bot.db import create_db_engine, upgrade_db
 from bot.nlu_client import NLUClient
 from bot.nlu_service import ensure_nlu_service
 from bot.review import ReviewLog
-from bot.settings import Settings
+from bot.settings import Settings, load_settings
 from knowledge.base import load_knowledge_base
 from knowledge.search import KnowledgeSearch
 from nlu.build import TRAIN_DIR, load_examples
 
-__all__ = ["answer_service", "configure_logging"]
+__all__ = ["answer_service", "cli_settings", "configure_logging"]
 
 
 def configure_logging(settings: Settings) -> None:
@@ -63,3 +66,14 @@ async def answer_service(
             yield build(nlu)
     finally:
         engine.dispose()
+
+
+def cli_settings() -> Settings:
+    """The settings for a command: exits with code 2 and the reasons when they are invalid."""
+    try:
+        settings = load_settings()
+    except ValidationError as exc:
+        typer.echo(f"error: invalid settings:\n{exc}", err=True)
+        raise typer.Exit(2) from exc
+    configure_logging(settings)
+    return settings

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -49,25 +48,28 @@ def changed() -> list[int]:
     return []
 
 
+def make_core(engine: Engine, **extra: Any) -> Conversation:
+    return Conversation(
+        answers=AnswerService(KB, SEARCH, None),
+        kb=KB,
+        members=MemberStore(engine),
+        messages=MessageLogStore(engine),
+        handovers=HandoverStore(engine),
+        profile_options=load_profile_options(),
+        senders=Senders(),
+        deadline_rules=load_rules(),
+        subscriptions=SubscriptionStore(engine),
+        clock=lambda: NOW,
+        **extra,
+    )
+
+
 @pytest.fixture
 def core(sqlite_engine: Engine, store: TrainingStore, changed: list[int]) -> Conversation:
     async def record(member_id: int) -> None:
         changed.append(member_id)
 
-    return Conversation(
-        answers=AnswerService(KB, SEARCH, None),
-        kb=KB,
-        members=MemberStore(sqlite_engine),
-        messages=MessageLogStore(sqlite_engine),
-        handovers=HandoverStore(sqlite_engine),
-        profile_options=load_profile_options(),
-        senders=Senders(),
-        deadline_rules=load_rules(),
-        subscriptions=SubscriptionStore(sqlite_engine),
-        training=store,
-        on_reminders_changed=record,
-        clock=lambda: NOW,
-    )
+    return make_core(sqlite_engine, training=store, on_reminders_changed=record)
 
 
 def session(store: TrainingStore, day: int = 15, capacity: int = 10, **kw: Any) -> int:
@@ -260,20 +262,5 @@ def test_menu_buttons_for_reminder_messages_work(core):
 
 
 def test_taphuan_without_the_feature_says_it_is_off(sqlite_engine):
-    core = Conversation(
-        answers=AnswerService(KB, SEARCH, None),
-        kb=KB,
-        members=MemberStore(sqlite_engine),
-        messages=MessageLogStore(sqlite_engine),
-        handovers=HandoverStore(sqlite_engine),
-        profile_options=load_profile_options(),
-        senders=Senders(),
-    )
-    (reply,) = asyncio.run(_say(core, "/taphuan"))
+    (reply,) = say(make_core(sqlite_engine), "/taphuan")
     assert reply.text == "Tính năng tập huấn chưa được bật trên hệ thống này."
-
-
-async def _say(core: Conversation, text: str) -> list[Any]:
-    from bot.conversation import Incoming
-
-    return await core.handle(Incoming("telegram", "1", "1", text))
