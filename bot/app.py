@@ -221,6 +221,8 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
             staff_chat = settings.telegram_staff_chat_id
             rules = load_rules()
             options = load_profile_options()
+            members = MemberStore(engine, settings.admin_ids)
+            await asyncio.to_thread(members.promote_admins)
             reminders = ReminderService(
                 engine,
                 senders,
@@ -233,7 +235,7 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
             conversation = Conversation(
                 answers=answers,
                 kb=kb,
-                members=MemberStore(engine),
+                members=members,
                 messages=MessageLogStore(engine),
                 handovers=HandoverStore(engine),
                 profile_options=options,

@@ -22,6 +22,7 @@ from bot.nlu_eval import predict_split, predict_with_model
 from bot.nlu_service import NLUService, ensure_nlu_service, pick_model
 from bot.settings import Settings
 from bot.training_cli import reminders_app, training_app
+from bot.users_cli import users_app
 from bot.wiring import answer_service, cli_settings
 from nlu.build import (
     NLUBuildError,
@@ -41,6 +42,7 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema migrations.")
 app.add_typer(db_app, name="db")
 app.add_typer(training_app, name="training")
 app.add_typer(reminders_app, name="reminders")
+app.add_typer(users_app, name="users")
 
 
 def _settings() -> Settings:

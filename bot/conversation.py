@@ -22,13 +22,14 @@ from zoneinfo import ZoneInfo
 
 from bot.answers import Answer, AnswerKind, AnswerService, format_date, render_entry
 from bot.handovers import HandoverStore
-from bot.members import MemberInfo, MemberStore
+from bot.members import LastAdminError, MemberInfo, MemberStore
 from bot.message_log import MessageLogStore
 from bot.profile import PROFILE_STEPS, ProfileOptions, ProfileStep
 from bot.replies import Button, Citation, Reply
+from bot.roles import ROLE_LABELS, STAFF_ROLES, parse_person, parse_role
 from bot.sending import RecipientBlocked, SendError, Senders
 from bot.subscriptions import SubscriptionStore
-from bot.training_chat import STAFF_ROLES, TrainingChat
+from bot.training_chat import TrainingChat
 from knowledge.base import Entry, KnowledgeBase
 from scheduler.deadlines import Rule, due_dates
 from scheduler.deadlines import format_date as format_deadline
@@ -56,6 +57,7 @@ HELP: Final = (
     "• /lichnop: các hạn nộp thuế, báo cáo sắp tới của HTX bạn\n"
     "• /nhacnho: chọn các hạn nộp muốn được nhắc\n"
     "• /taphuan: lịch tập huấn, đăng ký tham gia\n"
+    "• /tatthongbao, /batthongbao: tắt hoặc bật thông báo của Liên minh HTX\n"
     "• /lienhe: chuyển câu hỏi cho cán bộ Liên minh HTX\n"
     "• /toi: xem dữ liệu mình đang lưu về bạn\n"
     "• /xoadulieu: xoá dữ liệu của bạn\n\n"
@@ -236,6 +238,19 @@ class Conversation:
                 return [await self.training.upcoming(member, _profile(member))]
             case "taphuan_tao" if self.training is not None and member.role in STAFF_ROLES:
                 return [await self.training.create(member, args)]
+            case "capquyen" if member.role == "admin":
+                return [await self._grant(args)]
+            case "tatthongbao" | "batthongbao":
+                wanted = name == "batthongbao"
+                await asyncio.to_thread(self.members.set_broadcasts, member.id, wanted)
+                if wanted:
+                    return [Reply("🔔 Đã bật lại thông báo của Liên minh HTX.")]
+                return [
+                    Reply(
+                        "🔕 Đã tắt thông báo của Liên minh HTX. Nhắc hạn và lịch tập huấn bạn "
+                        "đã chọn vẫn được gửi. Gõ /batthongbao để bật lại."
+                    )
+                ]
             case _:
                 return [Reply(f"Mình chưa hiểu lệnh /{name}. Gõ /help để xem các lệnh.")]
 
@@ -631,6 +646,37 @@ class Conversation:
             await self.on_reminders_changed(member_id)
         except Exception:
             log.exception("planning reminders after a change failed (member %d)", member_id)
+
+    # -- roles (/capquyen, admins only) ------------------------------------------------------
+
+    async def _grant(self, args: str) -> Reply:
+        first, _, rest = args.strip().partition(" ")
+        person = parse_person(first)
+        role = parse_role(rest) if rest.strip() else None
+        if person is None or role is None:
+            people = await asyncio.to_thread(self.members.with_roles)
+            lines = [
+                "Cấp quyền: /capquyen <kênh>:<mã người dùng> <vai trò>, ví dụ:",
+                "/capquyen telegram:123456789 staff",
+                "Vai trò: "
+                + ", ".join(f"{code} ({label})" for code, label in ROLE_LABELS.items())
+                + ". Đặt về member để bỏ quyền.",
+                "",
+                "Đang có quyền:",
+            ]
+            lines += [
+                f"• {ROLE_LABELS[m.role]}: {m.display_name or '(chưa nhắn tin)'} "
+                f"({m.channel}:{m.external_id})"
+                for m in people
+            ]
+            return Reply("\n".join(lines))
+        try:
+            changed = await asyncio.to_thread(self.members.set_role, *person, role)
+        except LastAdminError:
+            return Reply("Không thể bỏ quyền của quản trị viên cuối cùng; hãy cấp quyền quản trị "
+                         "cho người khác trước.")  # fmt: skip
+        who = changed.display_name or "(chưa nhắn tin với bot)"
+        return Reply(f"✅ {who} ({person[0]}:{person[1]}) giờ là {ROLE_LABELS[role]}.")
 
     # -- personal data (/toi, /xoadulieu) ----------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -21,10 +22,20 @@ from bot.db import (
     utcnow,
 )
 
-__all__ = ["PROFILE_FIELDS", "MemberInfo", "MemberStore", "StoredData"]
+__all__ = [
+    "PROFILE_FIELDS",
+    "ROLES",
+    "LastAdminError",
+    "MemberInfo",
+    "MemberStore",
+    "StoredData",
+]
 
 # Profile fields a member sets with /hoso.
 PROFILE_FIELDS = ("province", "coop_type", "coop_role", "vat_period")
+# Roles, least to most trusted: trainers point learners to entries; staff run
+# training sessions and broadcasts; admins also grant roles and retrain the model.
+ROLES = ("member", "trainer", "staff", "admin")
 _MAX_NAME = 200
 
 
@@ -66,12 +77,17 @@ class StoredData:
     handovers: int
 
 
+class LastAdminError(ValueError):
+    """Refused: taking the role from the last admin would leave nobody to grant roles."""
+
+
 class MemberStore:
     """Creates, reads, updates and deletes members."""
 
-    def __init__(self, engine: Engine) -> None:
-        """Uses ``engine`` (migrated)."""
+    def __init__(self, engine: Engine, admins: Mapping[str, frozenset[str]] | None = None) -> None:
+        """Uses ``engine`` (migrated); ``admins``: user ids per channel made admin on sight."""
         self._engine = engine
+        self._admins = dict(admins or {})
 
     def touch(
         self, channel: str, external_id: str, chat_id: str, display_name: str | None
@@ -100,7 +116,7 @@ class MemberStore:
                         external_id=external_id,
                         chat_id=chat_id,
                         display_name=name,
-                        role="member",
+                        role="admin" if external_id in self._admins.get(channel, ()) else "member",
                         consent_reminders=False,
                         consent_broadcasts=True,
                         active=True,
@@ -139,6 +155,57 @@ class MemberStore:
                 setattr(row, key, value)
             session.flush()
             return MemberInfo.of(row)
+
+    def promote_admins(self) -> int:
+        """Gives the configured admins who already wrote to the bot the admin role."""
+        count = 0
+        with self._engine.begin() as connection:
+            for channel, ids in self._admins.items():
+                if ids:
+                    result = connection.execute(
+                        update(Member)
+                        .where(
+                            Member.channel == channel,
+                            Member.external_id.in_(sorted(ids)),
+                            Member.role != "admin",
+                        )
+                        .values(role="admin")
+                    )
+                    count += int(result.rowcount or 0)
+        return count
+
+    def set_role(self, channel: str, external_id: str, role: str) -> MemberInfo:
+        """Grants ``role`` to the person (created if they never wrote to the bot yet)."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+        member = self.find(channel, external_id) or self.touch(
+            channel, external_id, external_id, None
+        )
+        if member.role == "admin" and role != "admin" and self._admin_count() <= 1:
+            raise LastAdminError("the last admin keeps the role; grant admin to someone first")
+        with self._engine.begin() as connection:
+            connection.execute(update(Member).where(Member.id == member.id).values(role=role))
+        found = self.get(member.id)
+        assert found is not None
+        return found
+
+    def _admin_count(self) -> int:
+        with self._engine.connect() as connection:
+            return int(connection.scalar(select(func.count()).where(Member.role == "admin")) or 0)
+
+    def with_roles(self) -> list[MemberInfo]:
+        """Everyone whose role is not ``member``, most trusted first."""
+        with Session(self._engine) as session:
+            rows = session.scalars(select(Member).where(Member.role != "member"))
+            found = [MemberInfo.of(row) for row in rows]
+        return sorted(found, key=lambda m: (-ROLES.index(m.role), m.channel, m.external_id))
+
+    def set_broadcasts(self, member_id: int, wanted: bool) -> None:
+        """Opts the member in to (or out of) staff announcements."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(Member).where(Member.id == member_id).values(consent_broadcasts=wanted)
+            )
 
     def set_active(self, member_id: int, active: bool) -> None:
         """Marks a member reachable or not (blocked the bot, deactivated)."""

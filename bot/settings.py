@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     zalo_webhook_url: AnyHttpUrl | None = None
     zalo_webhook_secret: SecretStr | None = None
 
+    # Comma-separated user ids who are admins from the start (see `coopbot users grant`).
+    admin_telegram_ids: str = ""
+    admin_zalo_ids: str = ""
+
     reminders_enabled: bool = True
     reminder_poll_seconds: Annotated[float, Field(gt=0.0, le=3600.0)] = 15.0
     reminder_rate: Annotated[float, Field(gt=0.0, le=1000.0)] = 25.0  # messages/s per channel
@@ -129,9 +133,30 @@ class Settings(BaseSettings):
         return str(self.zalo_base_url).rstrip("/")
 
     @property
+    def admin_ids(self) -> dict[str, frozenset[str]]:
+        """Configured admins per channel (ADMIN_TELEGRAM_IDS, ADMIN_ZALO_IDS)."""
+        return {
+            "telegram": _id_list(self.admin_telegram_ids),
+            "zalo": _id_list(self.admin_zalo_ids),
+        }
+
+    @field_validator("admin_telegram_ids", "admin_zalo_ids")
+    @classmethod
+    def _id_lists(cls, value: str, info: ValidationInfo) -> str:
+        for item in _id_list(value):
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", item):
+                name = (info.field_name or "ids").upper()
+                raise ValueError(f"{name} is a comma-separated list of user ids; got {item!r}")
+        return value
+
+    @property
     def nlu_base_url(self) -> str:
         """The NLU URL without a trailing slash."""
         return str(self.nlu_url).rstrip("/")
+
+
+def _id_list(value: str) -> frozenset[str]:
+    return frozenset(item.strip() for item in value.split(",") if item.strip())
 
 
 def load_settings() -> Settings:

@@ -19,6 +19,7 @@ from typing import Final
 from bot.members import MemberInfo
 from bot.profile import ProfileOptions, folded
 from bot.replies import Button, Reply
+from bot.roles import STAFF_ROLES
 from scheduler.training import (
     Registration,
     SessionDraft,
@@ -31,9 +32,8 @@ from scheduler.training import (
     parse_moment,
 )
 
-__all__ = ["FORM_HELP", "STAFF_ROLES", "TrainingChat", "parse_form"]
+__all__ = ["FORM_HELP", "TrainingChat", "parse_form"]
 
-STAFF_ROLES: Final = frozenset({"staff", "admin"})
 LISTED: Final = 8
 STALE: Final = "Lựa chọn này không còn hiệu lực. Gõ /taphuan để xem lịch mới nhất."
 FORM_HELP: Final = (

@@ -7,21 +7,18 @@ messages) within ``REMINDER_POLL_SECONDS``.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
 
-from bot.db import APSCHEDULER_JOBS, OutboxMessage, create_db_engine, upgrade_db
+from bot.db import APSCHEDULER_JOBS, OutboxMessage
 from bot.profile import load_profile_options
-from bot.wiring import cli_settings
+from bot.wiring import cli_engine
 from scheduler.deadlines import RuleError, load_rules
 from scheduler.outbox import Outbox, aware
 from scheduler.planner import VIETNAM, DeadlinePlanner
@@ -49,17 +46,6 @@ CSV_HEADER = (
 )
 training_app = typer.Typer(no_args_is_help=True, help="Training sessions (staff).")
 reminders_app = typer.Typer(no_args_is_help=True, help="Deadline and session reminders.")
-
-
-@contextlib.contextmanager
-def _engine() -> Iterator[Engine]:
-    settings = cli_settings()
-    engine = create_db_engine(settings.database_url)
-    try:
-        upgrade_db(engine)
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -158,7 +144,7 @@ def training_add(
     by: Annotated[str | None, typer.Option("--by", help="Người tạo.")] = None,
 ) -> None:
     """Create a training session."""
-    with _engine() as engine:
+    with cli_engine() as engine:
         store = TrainingStore(engine, Outbox(engine))
         try:
             values = _fields(
@@ -187,7 +173,7 @@ def training_edit(
     description_file: DescriptionFile = None,
 ) -> None:
     """Change a session; registered members are told about time, place and title changes."""
-    with _engine() as engine:
+    with cli_engine() as engine:
         store = TrainingStore(engine, Outbox(engine))
         current = store.get(session_id)
         if current is None:
@@ -213,7 +199,7 @@ def training_list(
     show_all: Annotated[bool, typer.Option("--all", help="Cả buổi đã qua và đã huỷ.")] = False,
 ) -> None:
     """List upcoming sessions (with --all: every session)."""
-    with _engine() as engine:
+    with cli_engine() as engine:
         store = TrainingStore(engine, Outbox(engine))
         sessions = store.all() if show_all else store.upcoming()
     if not sessions:
@@ -238,7 +224,7 @@ def training_cancel(
     yes: Annotated[bool, typer.Option("--yes", help="Không hỏi lại.")] = False,
 ) -> None:
     """Cancel a session; registered members are told."""
-    with _engine() as engine:
+    with cli_engine() as engine:
         store = TrainingStore(engine, Outbox(engine))
         current = store.get(session_id)
         if current is None:
@@ -264,7 +250,7 @@ def training_attendees(
     as_csv: Annotated[bool, typer.Option("--csv", help="Xuất CSV (UTF-8) ra stdout.")] = False,
 ) -> None:
     """List the members registered for a session."""
-    with _engine() as engine:
+    with cli_engine() as engine:
         store = TrainingStore(engine, Outbox(engine))
         session = store.get(session_id)
         if session is None:
@@ -287,7 +273,7 @@ def training_attendees(
 @reminders_app.command("status")
 def reminders_status() -> None:
     """Outbox counts per kind and state, how far reminders are planned, the jobs."""
-    with _engine() as engine:
+    with cli_engine() as engine:
         with engine.connect() as connection:
             rows = connection.execute(
                 select(OutboxMessage.kind, OutboxMessage.status, func.count())
@@ -314,7 +300,7 @@ def reminders_status() -> None:
 @reminders_app.command("plan")
 def reminders_plan() -> None:
     """Plan deadline reminders now, up to the end of tomorrow (the daily job does this too)."""
-    with _engine() as engine:
+    with cli_engine() as engine:
         try:
             rules = load_rules()
         except RuleError as exc:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.engine import Engine
 
 from bot.answers import AnswerService
 from bot.db import create_db_engine, upgrade_db
@@ -20,7 +21,7 @@ from knowledge.base import load_knowledge_base
 from knowledge.search import KnowledgeSearch
 from nlu.build import TRAIN_DIR, load_examples
 
-__all__ = ["answer_service", "cli_settings", "configure_logging"]
+__all__ = ["answer_service", "cli_engine", "cli_settings", "configure_logging"]
 
 
 def configure_logging(settings: Settings) -> None:
@@ -77,3 +78,14 @@ def cli_settings() -> Settings:
         raise typer.Exit(2) from exc
     configure_logging(settings)
     return settings
+
+
+@contextmanager
+def cli_engine() -> Iterator[Engine]:
+    """The migrated database engine for a command; disposed at the end."""
+    engine = create_db_engine(cli_settings().database_url)
+    try:
+        upgrade_db(engine)
+        yield engine
+    finally:
+        engine.dispose()
