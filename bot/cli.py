@@ -16,6 +16,7 @@ from telegram.error import TelegramError
 
 from bot.answers import Answer, AnswerService, render_entry
 from bot.app import serve
+from bot.broadcast_cli import broadcast_app
 from bot.channels.zalo_client import ZaloError
 from bot.db import create_db_engine, current_revision, upgrade_db
 from bot.nlu_eval import predict_split, predict_with_model
@@ -43,6 +44,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(training_app, name="training")
 app.add_typer(reminders_app, name="reminders")
 app.add_typer(users_app, name="users")
+app.add_typer(broadcast_app, name="broadcast")
 
 
 def _settings() -> Settings:

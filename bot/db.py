@@ -31,6 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "Base",
+    "Broadcast",
     "Handover",
     "Member",
     "MessageLog",
@@ -242,6 +243,21 @@ class SchedulerState(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+class Broadcast(Base):
+    """A staff announcement; its recipients are ``outbox`` rows of kind ``broadcast``."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    segment: Mapped[str] = mapped_column(Text)  # JSON: {"province": [...], ...}
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20), default="sending")
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # APScheduler's SQLAlchemyJobStore table, in its layout; created by the migrations.
