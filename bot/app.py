@@ -37,6 +37,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes, Defaults
 
 from bot.answers import AnswerService
+from bot.broadcasts import BroadcastStore
 from bot.channels.telegram import CHANNEL as TELEGRAM
 from bot.channels.telegram import TelegramSender
 from bot.channels.webchat import CHANNEL as WEB
@@ -244,6 +245,7 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
                 deadline_rules=rules,
                 subscriptions=SubscriptionStore(engine),
                 training=reminders.training,
+                broadcasts=BroadcastStore(engine, reminders.outbox),
                 on_reminders_changed=reminders.plan_member,
             )
             webchat = WebChat(conversation)

@@ -12,48 +12,15 @@ from typing import Annotated
 
 import typer
 
-from bot.broadcasts import BroadcastError, BroadcastStore, Progress, Segment
+from bot.broadcasts import BroadcastError, BroadcastStore, Segment, progress_line
 from bot.profile import load_profile_options
 from bot.wiring import cli_engine
 from scheduler.outbox import Outbox
 from scheduler.planner import VIETNAM
 
-__all__ = ["broadcast_app", "progress_line"]
+__all__ = ["broadcast_app"]
 
 broadcast_app = typer.Typer(no_args_is_help=True, help="Staff announcements to members.")
-
-
-def progress_line(progress: Progress, width: int = 24) -> str:
-    """``[████░░░░] 40% 400/1,000 · sent 390 · failed 2 · blocked 8 · pending 600 · ...``."""
-    total = progress.broadcast.recipients
-    share = progress.done / total if total else 1.0
-    filled = round(share * width)
-    counts = progress.counts
-    parts = [
-        f"[{'█' * filled}{'░' * (width - filled)}] {share:.0%} {progress.done:,}/{total:,}",
-        f"đã gửi {counts.get('sent', 0):,}",
-        f"lỗi {counts.get('failed', 0):,}",
-        f"chặn bot {counts.get('blocked', 0):,}",
-        f"chờ {progress.pending:,}",
-    ]
-    dropped = counts.get("dropped", 0) + counts.get("unknown", 0)
-    if dropped:
-        parts.append(f"bỏ qua {dropped:,}")
-    if progress.rate:
-        parts.append(f"{progress.rate:.1f} tin/giây")
-    if progress.remaining_s is not None:
-        parts.append(f"còn khoảng {_duration(progress.remaining_s)}")
-    status = {"sending": "đang gửi", "done": "xong", "cancelled": "đã huỷ"}
-    parts.append(status.get(progress.broadcast.status, progress.broadcast.status))
-    return " · ".join(parts)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} giây"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} phút"
-    return f"{seconds / 3600:.1f} giờ"
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:

@@ -37,6 +37,7 @@ __all__ = [
     "BroadcastStore",
     "Progress",
     "Segment",
+    "progress_line",
     "render_broadcast",
 ]
 
@@ -202,26 +203,59 @@ class BroadcastStore:
 
     def create(self, text: str, segment: Segment, created_by: str | None = None) -> BroadcastInfo:
         """Stores the broadcast and one outbox row per recipient, in one transaction."""
+        draft = self.draft(text, created_by, segment)
+        return self.send(draft.id)
+
+    def draft(
+        self, text: str, created_by: str | None = None, segment: Segment | None = None
+    ) -> BroadcastInfo:
+        """Stores a broadcast not yet sent (composed in chat step by step)."""
         text = text.strip()
         if not text:
             raise BroadcastError("Nội dung thông báo đang trống.")
         if len(text) > MAX_TEXT:
             raise BroadcastError(f"Thông báo dài {len(text)} ký tự; tối đa {MAX_TEXT}.")
-        now = self.clock()
-        stamp = DateTime(timezone=True)
         with self._engine.begin() as connection:
             broadcast_id = connection.execute(
                 insert(Broadcast)
                 .values(
                     text=text,
-                    segment=segment.to_json(),
+                    segment=(segment or Segment()).to_json(),
                     recipients=0,
-                    status="sending",
+                    status="draft",
                     created_by=created_by,
-                    created_at=now,
+                    created_at=self.clock(),
                 )
                 .returning(Broadcast.id)
             ).scalar_one()
+        found = self.get(broadcast_id)
+        assert found is not None
+        return found
+
+    def set_segment(self, broadcast_id: int, segment: Segment) -> BroadcastInfo | None:
+        """Changes a draft's segment; None when it is no longer a draft."""
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                update(Broadcast)
+                .where(Broadcast.id == broadcast_id, Broadcast.status == "draft")
+                .values(segment=segment.to_json())
+            )
+        return self.get(broadcast_id) if result.rowcount else None
+
+    def send(self, broadcast_id: int) -> BroadcastInfo:
+        """Draft → sending: one outbox row per recipient, in one transaction (once only)."""
+        now = self.clock()
+        stamp = DateTime(timezone=True)
+        with self._engine.begin() as connection:
+            found = connection.execute(
+                update(Broadcast)
+                .where(Broadcast.id == broadcast_id, Broadcast.status == "draft")
+                .values(status="sending", created_at=now)
+                .returning(Broadcast.segment)
+            ).one_or_none()
+            if found is None:
+                raise BroadcastError(f"Thông báo #{broadcast_id} đã được gửi hoặc đã huỷ.")
+            segment = Segment.from_json(found.segment)
             recipients = select(
                 Member.id,
                 literal(BROADCAST, String()),
@@ -238,9 +272,9 @@ class BroadcastStore:
             connection.execute(
                 update(Broadcast).where(Broadcast.id == broadcast_id).values(recipients=count)
             )
-        found = self.get(broadcast_id)
-        assert found is not None
-        return found
+        info = self.get(broadcast_id)
+        assert info is not None
+        return info
 
     def get(self, broadcast_id: int) -> BroadcastInfo | None:
         """The broadcast, if it exists."""
@@ -300,7 +334,7 @@ class BroadcastStore:
         with self._engine.begin() as connection:
             result = connection.execute(
                 update(Broadcast)
-                .where(Broadcast.id == broadcast_id, Broadcast.status == "sending")
+                .where(Broadcast.id == broadcast_id, Broadcast.status.in_(("draft", "sending")))
                 .values(status="cancelled", finished_at=self.clock())
             )
         if not result.rowcount:
@@ -315,6 +349,46 @@ class BroadcastStore:
         """The broadcast's status (the worker checks it before each send)."""
         with self._engine.connect() as connection:
             return connection.scalar(select(Broadcast.status).where(Broadcast.id == broadcast_id))
+
+
+def progress_line(progress: Progress, width: int = 20) -> str:
+    """``[████░░░░] 40% 400/1,000 · đã gửi 390 · lỗi 2 · chặn bot 8 · chờ 600 · ...``."""
+    total = progress.broadcast.recipients
+    share = progress.done / total if total else 1.0
+    filled = round(share * width)
+    counts = progress.counts
+    parts = [
+        f"[{'█' * filled}{'░' * (width - filled)}] {share:.0%} {progress.done:,}/{total:,}",
+        f"đã gửi {counts.get('sent', 0):,}",
+        f"lỗi {counts.get('failed', 0):,}",
+        f"chặn bot {counts.get('blocked', 0):,}",
+        f"chờ {progress.pending:,}",
+    ]
+    dropped = counts.get("dropped", 0) + counts.get("unknown", 0)
+    if dropped:
+        parts.append(f"bỏ qua {dropped:,}")
+    if progress.rate:
+        parts.append(f"{progress.rate:.1f} tin/giây")
+    if progress.remaining_s is not None:
+        parts.append(f"còn khoảng {_duration(progress.remaining_s)}")
+    parts.append(STATUS_LABELS.get(progress.broadcast.status, progress.broadcast.status))
+    return " · ".join(parts)
+
+
+STATUS_LABELS: Final = {
+    "draft": "bản nháp",
+    "sending": "đang gửi",
+    "done": "xong",
+    "cancelled": "đã huỷ",
+}
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} giây"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} phút"
+    return f"{seconds / 3600:.1f} giờ"
 
 
 def _info(row: Any) -> BroadcastInfo:

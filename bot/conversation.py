@@ -21,6 +21,8 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from bot.answers import Answer, AnswerKind, AnswerService, format_date, render_entry
+from bot.broadcast_chat import BroadcastChat
+from bot.broadcasts import BroadcastStore
 from bot.handovers import HandoverStore
 from bot.members import LastAdminError, MemberInfo, MemberStore
 from bot.message_log import MessageLogStore
@@ -145,6 +147,7 @@ class Conversation:
         deadline_rules: Sequence[Rule] = (),
         subscriptions: SubscriptionStore | None = None,
         training: TrainingStore | None = None,
+        broadcasts: BroadcastStore | None = None,
         on_reminders_changed: Callable[[int], Awaitable[object]] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
@@ -165,6 +168,9 @@ class Conversation:
         self.deadline_rules = tuple(deadline_rules)
         self.subscriptions = subscriptions
         self.training = TrainingChat(training, profile_options) if training is not None else None
+        self.broadcasts = (
+            BroadcastChat(broadcasts, profile_options) if broadcasts is not None else None
+        )
         self.on_reminders_changed = on_reminders_changed
         self.clock = clock or _utcnow
 
@@ -238,6 +244,10 @@ class Conversation:
                 return [await self.training.upcoming(member, _profile(member))]
             case "taphuan_tao" if self.training is not None and member.role in STAFF_ROLES:
                 return [await self.training.create(member, args)]
+            case "thongbao" if self.broadcasts is not None and member.role in STAFF_ROLES:
+                return [await self.broadcasts.compose(member, args)]
+            case "thongbao_trangthai" if self.broadcasts is not None and member.role in STAFF_ROLES:
+                return [await self.broadcasts.status(args)]
             case "capquyen" if member.role == "admin":
                 return [await self._grant(args)]
             case "tatthongbao" | "batthongbao":
@@ -292,6 +302,8 @@ class Conversation:
                 return [await self._delete(member, rest)]
             case "nh":
                 return [await self._reminder_choice(member, rest)]
+            case "tb" if self.broadcasts is not None and member.role in STAFF_ROLES:
+                return [await self.broadcasts.button(rest)]
             case "th" if self.training is not None:
                 return [await self.training.button(member, rest, _profile(member))]
         return [Reply(STALE_CHOICE, notice=True)]
