@@ -229,9 +229,10 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
                 senders,
                 rules,
                 options,
-                poll_interval=settings.reminder_poll_seconds,
-                rate=settings.reminder_rate,
-                concurrency=settings.reminder_concurrency,
+                poll_interval=settings.outbox_poll_seconds,
+                rates={TELEGRAM: settings.telegram_rate, ZALO: settings.zalo_rate},
+                per_chat=settings.per_chat_interval,
+                concurrency=settings.outbox_concurrency,
             )
             conversation = Conversation(
                 answers=answers,

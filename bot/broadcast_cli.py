@@ -1,7 +1,7 @@
 """``coopbot broadcast send|status|cancel|list``: staff announcements from the console.
 
 The running assistant's outbox worker sends what ``send`` enqueues (within
-``REMINDER_POLL_SECONDS``), paced per channel.
+``OUTBOX_POLL_SECONDS``), paced per channel.
 """
 
 from __future__ import annotations

@@ -229,6 +229,9 @@ class OutboxMessage(Base):
     status: Mapped[str] = mapped_column(String(12), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(String(300))
+    # The worker that picked this pending row for its current batch (several workers
+    # take disjoint batches: SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL).
+    reserved_by: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 

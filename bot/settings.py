@@ -66,9 +66,12 @@ class Settings(BaseSettings):
     admin_zalo_ids: str = ""
 
     reminders_enabled: bool = True
-    reminder_poll_seconds: Annotated[float, Field(gt=0.0, le=3600.0)] = 15.0
-    reminder_rate: Annotated[float, Field(gt=0.0, le=1000.0)] = 25.0  # messages/s per channel
-    reminder_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+    # The outbox worker (reminders, session messages, broadcasts).
+    outbox_poll_seconds: Annotated[float, Field(gt=0.0, le=3600.0)] = 15.0
+    outbox_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+    telegram_rate: Annotated[float, Field(gt=0.0, le=1000.0)] = 30.0  # messages/s overall
+    zalo_rate: Annotated[float, Field(gt=0.0, le=1000.0)] = 20.0  # UNCONFIRMED platform limit
+    per_chat_interval: Annotated[float, Field(ge=0.0, le=60.0)] = 1.0  # seconds between sends
 
     @field_validator("log_level")
     @classmethod

@@ -2,7 +2,7 @@
 
 These commands work on the database only; the running assistant's reminder
 worker picks up what they put into the outbox (change and cancellation
-messages) within ``REMINDER_POLL_SECONDS``.
+messages) within ``OUTBOX_POLL_SECONDS``.
 """
 
 from __future__ import annotations

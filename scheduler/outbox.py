@@ -21,10 +21,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Select, and_, exists, func, select, update
+from sqlalchemy import Select, and_, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot.db import Member, OutboxMessage, utcnow
 
@@ -120,9 +121,47 @@ class Outbox:
         result = connection.execute(statement)
         return int(result.rowcount or 0)
 
-    def due(self, limit: int = 200) -> list[OutboxItem]:
-        """Pending rows whose time has come, oldest first, with the member's address."""
+    def reserve(self, worker: str, limit: int = 200) -> list[OutboxItem]:
+        """Picks a batch of due rows for ``worker``; other workers skip them.
+
+        On PostgreSQL the candidates are locked with ``FOR UPDATE SKIP LOCKED``, so two
+        workers never pick the same rows; each row is still claimed one at a time
+        (``claim``) right before its send.
+        """
         now = self.clock()
+        candidates = (
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.status == "pending",
+                OutboxMessage.send_at <= now,
+                or_(OutboxMessage.reserved_by.is_(None), OutboxMessage.reserved_by == worker),
+            )
+            .order_by(OutboxMessage.send_at, OutboxMessage.id)
+            .limit(limit)
+        )
+        if self._engine.dialect.name == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        with self._engine.begin() as connection:
+            ids = list(
+                connection.scalars(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_(candidates.scalar_subquery()))
+                    .values(reserved_by=worker)
+                    .returning(OutboxMessage.id)
+                )
+            )
+        if not ids:
+            return []
+        return self._items(OutboxMessage.id.in_(ids))
+
+    def due(self, limit: int = 200) -> list[OutboxItem]:
+        """Pending rows whose time has come, oldest first (read only: status, benchmarks)."""
+        now = self.clock()
+        return self._items(
+            and_(OutboxMessage.status == "pending", OutboxMessage.send_at <= now), limit
+        )
+
+    def _items(self, condition: ColumnElement[bool], limit: int | None = None) -> list[OutboxItem]:
         query = (
             select(
                 OutboxMessage.id,
@@ -138,7 +177,7 @@ class Outbox:
                 OutboxMessage.attempts,
             )
             .join(Member, Member.id == OutboxMessage.member_id)
-            .where(OutboxMessage.status == "pending", OutboxMessage.send_at <= now)
+            .where(condition)
             .order_by(OutboxMessage.send_at, OutboxMessage.id)
             .limit(limit)
         )
@@ -183,9 +222,32 @@ class Outbox:
             )
         return aware(found) if found is not None else None
 
-    def claim(self, row_id: int) -> bool:
-        """``pending`` → ``sending``, committed; False when another worker took it."""
-        return self._move(row_id, "pending", status="sending", attempts=OutboxMessage.attempts + 1)
+    def claim(self, row_id: int, worker: str | None = None) -> bool:
+        """``pending`` → ``sending``, committed; False when another worker took it.
+
+        With ``worker``, only a row that worker reserved (and still holds) is claimed.
+        """
+        with self._engine.begin() as connection:
+            statement = update(OutboxMessage).where(
+                OutboxMessage.id == row_id, OutboxMessage.status == "pending"
+            )
+            if worker is not None:
+                statement = statement.where(OutboxMessage.reserved_by == worker)
+            result = connection.execute(
+                statement.values(status="sending", attempts=OutboxMessage.attempts + 1)
+            )
+        return bool(result.rowcount)
+
+    def unreserve(self, worker: str | None = None) -> int:
+        """Gives back the pending rows ``worker`` (default: every worker) picked."""
+        statement = update(OutboxMessage).where(
+            OutboxMessage.status == "pending", OutboxMessage.reserved_by.is_not(None)
+        )
+        if worker is not None:
+            statement = statement.where(OutboxMessage.reserved_by == worker)
+        with self._engine.begin() as connection:
+            result = connection.execute(statement.values(reserved_by=None))
+        return int(result.rowcount or 0)
 
     def finish(self, row_id: int, status: str, error: str | None = None) -> None:
         """``sending`` → ``sent``, ``failed`` or ``blocked`` (with the reason)."""
@@ -196,11 +258,18 @@ class Outbox:
 
     def release(self, row_id: int, send_at: dt.datetime, error: str) -> None:
         """``sending`` → ``pending`` at ``send_at``: the send was refused before delivery."""
-        self._move(row_id, "sending", status="pending", send_at=send_at, error=error[:300])
+        self._move(
+            row_id,
+            "sending",
+            status="pending",
+            send_at=send_at,
+            error=error[:300],
+            reserved_by=None,
+        )
 
     def postpone(self, row_id: int, send_at: dt.datetime, reason: str) -> None:
         """A pending row waits until ``send_at`` (its channel is not running now)."""
-        self._move(row_id, "pending", send_at=send_at, error=reason[:300])
+        self._move(row_id, "pending", send_at=send_at, error=reason[:300], reserved_by=None)
 
     def drop(self, row_id: int, reason: str) -> None:
         """``pending`` → ``dropped`` (expired, or no longer wanted)."""
@@ -231,9 +300,26 @@ class Outbox:
             )
         return int(result.rowcount or 0)
 
-    def recover_in_flight(self) -> int:
-        """At start-up: rows left ``sending`` by a crash become ``unknown``, never resent."""
+    def recover_in_flight(self, resend: tuple[str, ...] = ()) -> int:
+        """At start-up: rows left ``sending`` by a crash.
+
+        Kinds in ``resend`` go back to ``pending`` (sent again: at most the one in
+        flight is repeated); the others become ``unknown`` and are never resent.
+        """
+        self.unreserve()
         with self._engine.begin() as connection:
+            if resend:
+                again = connection.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.status == "sending", OutboxMessage.kind.in_(resend))
+                    .values(status="pending", error="in flight when the service stopped")
+                )
+                if again.rowcount:
+                    log.warning(
+                        "%d message(s) were being sent when the service stopped; sending them "
+                        "again (one may arrive twice)",
+                        again.rowcount,
+                    )
             result = connection.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.status == "sending")

@@ -22,8 +22,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
+import socket
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
 from apscheduler.jobstores.base import ConflictingIdError
@@ -33,7 +36,15 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.engine import Engine
 
-from bot.db import Member, OutboxMessage, ReminderSubscription, TrainingRegistration, utcnow
+from bot.broadcasts import BROADCAST, render_broadcast
+from bot.db import (
+    Broadcast,
+    Member,
+    OutboxMessage,
+    ReminderSubscription,
+    TrainingRegistration,
+    utcnow,
+)
 from bot.members import PROFILE_FIELDS
 from bot.profile import ProfileOptions
 from bot.replies import Button, Reply
@@ -51,6 +62,8 @@ PLANNER_JOB: Final = "plan-deadline-reminders"
 CLEANUP_JOB: Final = "clean-up-outbox"
 KEEP_FINISHED: Final = dt.timedelta(days=90)
 CHANNEL_RETRY: Final = dt.timedelta(minutes=5)
+BROADCAST_ATTEMPTS: Final = 3  # a broadcast message that fails otherwise is tried 3 times
+RETRY_BACKOFF: Final = dt.timedelta(seconds=30)  # then 60 s
 _SERVICES: dict[str, ReminderService] = {}
 
 
@@ -77,11 +90,14 @@ async def run_cleanup(key: str) -> None:
 
 
 class SendPacer:
-    """At most ``rate`` sends per second per channel and one per ``per_chat`` seconds per chat."""
+    """At most ``rates[channel]`` sends per second per channel, one per ``per_chat`` s per chat.
 
-    def __init__(self, rate: float, per_chat: float = 1.0) -> None:
-        """``rate``: messages per second per channel (Telegram allows about 30)."""
-        self.interval = 1.0 / rate
+    A channel without a rate (the web chat) is not paced overall.
+    """
+
+    def __init__(self, rates: Mapping[str, float], per_chat: float = 1.0) -> None:
+        """``rates``: messages per second per channel (Telegram allows about 30)."""
+        self.intervals = {channel: 1.0 / rate for channel, rate in rates.items()}
         self.per_chat = per_chat
         self._next_channel: dict[str, float] = {}
         self._next_chat: dict[tuple[str, str], float] = {}
@@ -90,7 +106,7 @@ class SendPacer:
         """Sleeps until this send may go."""
         now = time.monotonic()
         at = max(now, self._next_channel.get(channel, 0.0))
-        self._next_channel[channel] = at + self.interval
+        self._next_channel[channel] = at + self.intervals.get(channel, 0.0)
         at = max(at, self._next_chat.get((channel, chat_id), 0.0))
         self._next_chat[(channel, chat_id)] = at + self.per_chat
         if len(self._next_chat) > 10_000:
@@ -141,7 +157,7 @@ class ReminderService:
         *,
         clock: Callable[[], dt.datetime] = utcnow,
         poll_interval: float = 15.0,
-        rate: float = 25.0,
+        rates: Mapping[str, float] | None = None,
         per_chat: float = 1.0,
         concurrency: int = 4,
         batch: int = 200,
@@ -156,10 +172,11 @@ class ReminderService:
         self.planner = DeadlinePlanner(engine, self.outbox, rules, clock)
         self.training = TrainingStore(engine, self.outbox, clock)
         self.poll_interval = poll_interval
-        self.pacer = SendPacer(rate, per_chat)
+        self.pacer = SendPacer(rates or {"telegram": 30.0, "zalo": 20.0}, per_chat)
         self.concurrency = concurrency
         self.batch = batch
         self.key = engine.url.render_as_string(hide_password=True)
+        self.worker = f"{socket.gethostname()[:20]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.scheduler: AsyncIOScheduler | None = None
         self._wake = asyncio.Event()
         self._stopping = False
@@ -171,7 +188,7 @@ class ReminderService:
 
     async def start(self) -> None:
         """Recovers rows left in flight, starts APScheduler, plans, starts the worker."""
-        await asyncio.to_thread(self.outbox.recover_in_flight)
+        await asyncio.to_thread(self.outbox.recover_in_flight, (BROADCAST,))
         _SERVICES[self.key] = self
         self.scheduler = AsyncIOScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=self._engine)},
@@ -221,6 +238,7 @@ class ReminderService:
         self._wake.set()
         if self._task is not None:
             await self._task
+        await asyncio.to_thread(self.outbox.unreserve, self.worker)
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
             await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the loop
@@ -280,7 +298,7 @@ class ReminderService:
 
     async def deliver_due(self) -> int:
         """One pass: sends (or drops) the rows due now; returns how many were handled."""
-        items = await asyncio.to_thread(self.outbox.due, self.batch)
+        items = await asyncio.to_thread(self.outbox.reserve, self.worker, self.batch)
         gate = asyncio.Semaphore(self.concurrency)
         tasks = []
         for item in items:
@@ -323,7 +341,7 @@ class ReminderService:
             await asyncio.to_thread(self.outbox.drop, item.id, reason)
             return
         await self.pacer.wait(item.channel, item.chat_id)
-        if not await asyncio.to_thread(self.outbox.claim, item.id):
+        if not await asyncio.to_thread(self.outbox.claim, item.id, self.worker):
             return  # another worker took it
         try:
             await self.senders.send(item.channel, item.chat_id, reply)
@@ -337,7 +355,13 @@ class ReminderService:
             retry = self.clock() + CHANNEL_RETRY
             await asyncio.to_thread(self.outbox.release, item.id, retry, str(exc))
         except SendError as exc:
-            log.warning("reminder #%d not delivered: %s", item.id, exc)
+            attempts = item.attempts + 1
+            if item.kind == BROADCAST and attempts < BROADCAST_ATTEMPTS:
+                retry = self.clock() + RETRY_BACKOFF * 2 ** (attempts - 1)
+                log.info("broadcast message #%d failed (%s); retrying at %s", item.id, exc, retry)
+                await asyncio.to_thread(self.outbox.release, item.id, retry, str(exc))
+                return
+            log.warning("message #%d not delivered: %s", item.id, exc)
             await asyncio.to_thread(self.outbox.finish, item.id, "failed", str(exc))
         except Exception as exc:
             await asyncio.to_thread(self.outbox.finish, item.id, "failed", repr(exc))
@@ -358,7 +382,25 @@ class ReminderService:
             return self._render_deadline(item)
         if item.kind in (SESSION, SESSION_CHANGE):
             return self._render_session(item)
+        if item.kind == BROADCAST:
+            return self._render_broadcast(item)
         return None, f"unknown kind {item.kind!r}"
+
+    def _render_broadcast(self, item: OutboxItem) -> tuple[Reply | None, str]:
+        with self._engine.connect() as connection:
+            found = connection.execute(
+                select(Broadcast.status, Broadcast.text).where(Broadcast.id == int(item.ref))
+            ).one_or_none()
+            member = connection.execute(
+                select(Member.active, Member.consent_broadcasts).where(Member.id == item.member_id)
+            ).one_or_none()
+        if found is None or found.status == "cancelled":
+            return None, "the broadcast was cancelled"
+        if member is None or not member.active:
+            return None, "member inactive or gone"
+        if not member.consent_broadcasts:
+            return None, "the member turned announcements off"
+        return Reply(render_broadcast(found.text)), ""
 
     def _render_deadline(self, item: OutboxItem) -> tuple[Reply | None, str]:
         rule = self.rules.get(item.ref)

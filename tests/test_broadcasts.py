@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import threading
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -283,3 +284,33 @@ def test_members_role_filter_uses_the_stored_role(sqlite_engine):
         )
     store = BroadcastStore(sqlite_engine, Outbox(sqlite_engine))
     assert store.count(Segment(role=("trainer",))) == 1
+
+
+def test_two_workers_never_send_the_same_row(db_engine):
+    members = MemberStore(db_engine)
+    for i in range(300):
+        members.touch("telegram", f"m{i}", f"m{i}", None)
+    clock = Clock(vn(2027, 1, 5, 9, 0))
+    store = BroadcastStore(db_engine, Outbox(db_engine, clock), clock)
+    created = store.create("Hai tiến trình gửi cùng lúc", Segment(), "test")
+    recorders = [Recorder(), Recorder()]
+    services = [_service(db_engine, clock, recorder) for recorder in recorders]
+    for service in services:
+        service.batch = 40
+
+    def work(service: ReminderService) -> None:
+        while asyncio.run(service.deliver_due()):
+            pass
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in services]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    chats = [[chat for chat, _ in recorder.sent] for recorder in recorders]
+    assert all(chats), "both workers took part"
+    assert len(chats[0]) + len(chats[1]) == 300
+    assert set(chats[0]).isdisjoint(chats[1])
+    assert set(chats[0]) | set(chats[1]) == {f"m{i}" for i in range(300)}
+    progress = store.progress(created.id)
+    assert progress is not None and progress.counts == {"sent": 300}

@@ -95,9 +95,10 @@ def test_deadline_reminders_reach_both_channels_exactly_once_across_a_restart(
             telegram_base_url=telegram.base_url,
             zalo_bot_token=ZALO_TOKEN,
             zalo_base_url=zalo.base_url,
-            reminder_poll_seconds=0.2,
-            reminder_concurrency=1,
-            reminder_rate=1000,
+            outbox_poll_seconds=0.2,
+            outbox_concurrency=1,
+            telegram_rate=1000,
+            zalo_rate=1000,
         )
         telegram.slow("sendMessage", 0.1, times=100)
         zalo.slow("sendMessage", 0.1, times=100)
@@ -156,9 +157,9 @@ def test_kill_minus_nine_mid_delivery_neither_repeats_nor_loses_a_reminder(
             "TELEGRAM_BOT_TOKEN": KILL_TOKEN,
             "TELEGRAM_BASE_URL": telegram.base_url,
             "WEB_PORT": "0",
-            "REMINDER_POLL_SECONDS": "0.2",
-            "REMINDER_CONCURRENCY": "1",
-            "REMINDER_RATE": "1000",
+            "OUTBOX_POLL_SECONDS": "0.2",
+            "OUTBOX_CONCURRENCY": "1",
+            "TELEGRAM_RATE": "1000",
             "PYTHONPATH": str(PROJECT_ROOT),
         }
         telegram.slow("sendMessage", 0.3, times=100)
@@ -230,7 +231,7 @@ def test_a_zalo_member_takes_a_seat_by_number_and_is_reminded(nlu_url: str, tmp_
             database,
             zalo_bot_token=ZALO_SOLO,
             zalo_base_url=zalo.base_url,
-            reminder_poll_seconds=0.2,
+            outbox_poll_seconds=0.2,
         )
         user = zalo.user(display_name="Chị Hoa")
         chat = user["id"]

@@ -70,6 +70,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(12), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("error", sa.String(300)),
+        sa.Column("reserved_by", sa.String(40)),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True)),
         sa.UniqueConstraint("member_id", "kind", "ref", "occurrence", "slot", name="uq_outbox_key"),
