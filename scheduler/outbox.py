@@ -312,7 +312,11 @@ class Outbox:
                 again = connection.execute(
                     update(OutboxMessage)
                     .where(OutboxMessage.status == "sending", OutboxMessage.kind.in_(resend))
-                    .values(status="pending", error="in flight when the service stopped")
+                    .values(
+                        status="pending",
+                        reserved_by=None,
+                        error="in flight when the service stopped",
+                    )
                 )
                 if again.rowcount:
                     log.warning(

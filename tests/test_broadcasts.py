@@ -314,3 +314,16 @@ def test_two_workers_never_send_the_same_row(db_engine):
     assert set(chats[0]) | set(chats[1]) == {f"m{i}" for i in range(300)}
     progress = store.progress(created.id)
     assert progress is not None and progress.counts == {"sent": 300}
+
+
+def test_a_resent_row_is_picked_by_the_next_worker(sqlite_engine):
+    MemberStore(sqlite_engine).touch("telegram", "1", "1", None)
+    clock = Clock(vn(2027, 1, 5, 9, 0))
+    outbox = Outbox(sqlite_engine, clock)
+    BroadcastStore(sqlite_engine, outbox, clock).create("Thông báo", Segment(), "test")
+    (item,) = outbox.reserve("old-worker")
+    assert outbox.claim(item.id, "old-worker")  # then the process was killed
+    outbox.recover_in_flight(resend=("broadcast",))
+    assert [i.id for i in outbox.reserve("new-worker")] == [item.id]
+    assert not outbox.claim(item.id, "old-worker")
+    assert outbox.claim(item.id, "new-worker")
