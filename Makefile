@@ -6,7 +6,7 @@ VENV := .venv
 NLU_VENV := .venv-nlu
 COOPBOT := $(VENV)/bin/coopbot
 
-.PHONY: run test setup env model browser lint bench-nlu bench-chat bench-reminders clean-env
+.PHONY: run test setup env model browser lint bench-nlu bench-chat bench-reminders bench-broadcast clean-env
 
 run: model
 	$(COOPBOT) run
@@ -52,6 +52,9 @@ bench-chat: model
 
 bench-reminders: env
 	$(VENV)/bin/python benchmarks/bench_reminders.py
+
+bench-broadcast: model
+	$(VENV)/bin/python benchmarks/bench_broadcast.py
 
 clean-env:
 	rm -rf $(VENV) $(NLU_VENV)
