@@ -132,7 +132,7 @@ class TelegramChannel:
         self.application = builder.build()
         self.application.bot_data.conversation = conversation
         register_handlers(self.application, settings.telegram_staff_chat_id)
-        self.sender = TelegramSender(self.application.bot)
+        self.sender = TelegramSender(self.application.bot, settings.telegram_paid_broadcast)
 
     async def start(self) -> None:
         """Initialises the bot (``getMe``) and starts polling or sets the webhook."""

@@ -33,7 +33,9 @@ class Reply:
 
     ``notice`` marks a short acknowledgement (Telegram shows it as the answer to
     the button press); ``edit`` asks the channel to replace the message whose
-    button was pressed instead of sending a new one (paging through lists).
+    button was pressed instead of sending a new one (paging through lists);
+    ``bulk`` marks a message the outbox sends to many (Telegram may send it as a
+    paid broadcast when that is switched on).
     """
 
     text: str
@@ -41,3 +43,4 @@ class Reply:
     citations: tuple[Citation, ...] = ()
     notice: bool = False
     edit: bool = False
+    bulk: bool = False

@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     outbox_poll_seconds: Annotated[float, Field(gt=0.0, le=3600.0)] = 15.0
     outbox_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
     telegram_rate: Annotated[float, Field(gt=0.0, le=1000.0)] = 30.0  # messages/s overall
+    telegram_paid_broadcast: bool = False  # outbox messages with allow_paid_broadcast
     zalo_rate: Annotated[float, Field(gt=0.0, le=1000.0)] = 20.0  # UNCONFIRMED platform limit
     per_chat_interval: Annotated[float, Field(ge=0.0, le=60.0)] = 1.0  # seconds between sends
 

@@ -27,6 +27,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Final
 
 from apscheduler.jobstores.base import ConflictingIdError
@@ -344,7 +345,7 @@ class ReminderService:
         if not await asyncio.to_thread(self.outbox.claim, item.id, self.worker):
             return  # another worker took it
         try:
-            await self.senders.send(item.channel, item.chat_id, reply)
+            await self.senders.send(item.channel, item.chat_id, replace(reply, bulk=True))
         except RecipientBlocked as exc:
             await asyncio.to_thread(self.outbox.finish, item.id, "blocked", str(exc))
             await asyncio.to_thread(self._deactivate, item.member_id)

@@ -482,12 +482,22 @@ def test_coopbot_run_stops_on_sigterm_after_delivering_the_reply_in_flight(
 # -- sending through the real client, without the assistant ------------------------------------
 
 
-def _sender_run(fake: FakeTelegram, action: Any) -> Any:
+def _sender_run(fake: FakeTelegram, action: Any, paid: bool = False) -> Any:
     async def main() -> Any:
         async with Bot(POLL_TOKEN, base_url=f"{fake.base_url}/bot") as bot:
-            return await action(TelegramSender(bot))
+            return await action(TelegramSender(bot, paid_broadcast=paid))
 
     return asyncio.run(main())
+
+
+@pytest.mark.parametrize("paid", [False, True])
+def test_bulk_messages_are_paid_broadcasts_only_when_switched_on(fake, paid):
+    chat = fake.user()["id"]
+    for bulk in (False, True):
+        _sender_run(fake, lambda s, b=bulk: s.send(str(chat), Reply("Thông báo", bulk=b)), paid)
+    calls = [c for c in fake.calls("sendMessage", POLL_TOKEN) if c.params["chat_id"] == chat]
+    assert [c.params.get("allow_paid_broadcast") for c in calls] == [None, True if paid else None]
+    assert all(c.ok for c in calls)
 
 
 def test_a_long_answer_is_split_at_paragraphs_with_the_buttons_on_the_last_part(fake):

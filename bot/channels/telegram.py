@@ -98,17 +98,23 @@ def incoming_from_message(message: Message, user: User | None) -> Incoming:
 class TelegramSender:
     """Sends replies through one ``telegram.Bot``; maps its errors to ``SendError``."""
 
-    def __init__(self, bot: Bot) -> None:
-        """Uses ``bot`` (initialised and shut down by its Application)."""
+    def __init__(self, bot: Bot, paid_broadcast: bool = False) -> None:
+        """Uses ``bot``; ``paid_broadcast``: send bulk replies with ``allow_paid_broadcast``."""
         self._bot = bot
+        self._paid = paid_broadcast
 
     async def send(self, chat_id: str, reply: Reply) -> str | None:
         """Sends the reply's parts in order; returns the last message id."""
         last: Message | None = None
+        paid = True if self._paid and reply.bulk else None  # lifts the 30/s limit, in Stars
         with _mapped_errors():
             for text, markup in render(reply):
                 last = await self._bot.send_message(
-                    chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup
+                    chat_id,
+                    text,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup,
+                    allow_paid_broadcast=paid,
                 )
         return str(last.message_id) if last is not None else None
 
