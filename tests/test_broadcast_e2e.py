@@ -24,10 +24,14 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from bot.broadcasts import BroadcastStore, Segment
 from bot.db import OutboxMessage, create_db_engine, upgrade_db
 from bot.members import MemberStore
 from bot.settings import PROJECT_ROOT
+from scheduler.outbox import Outbox
+from tests.conftest import bot_settings
 from tests.fakes import FakeTelegram, FakeZalo
+from tests.running_bot import RunningBot
 
 COOPBOT = Path(sys.executable).parent / "coopbot"
 TEXT = "Liên minh HTX tỉnh thông báo lịch tập huấn quý I/2027."
@@ -167,4 +171,44 @@ def test_kill_minus_nine_mid_broadcast(nlu_url: str, tmp_path: Path, moment: str
     if moment == "send-in-flight":
         assert sum(duplicates.values()) == 1
     assert tg_chats[-1] not in received
+    engine.dispose()
+
+
+def test_429_is_honoured_and_a_blocked_member_is_never_retried(nlu_url: str, tmp_path: Path):
+    token = "990777:broadcast-429"
+    database = tmp_path / "bot.db"
+    engine = create_db_engine(f"sqlite:///{database}")
+    upgrade_db(engine)
+    members = MemberStore(engine)
+    with FakeTelegram(tokens=(token,)) as telegram:
+        chats = []
+        for index in range(6):
+            user = str(telegram.user(first_name=f"Mai {index}")["id"])
+            members.touch("telegram", user, user, None)
+            chats.append(user)
+        BroadcastStore(engine, Outbox(engine)).create(TEXT, Segment(), "test")
+        telegram.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+        telegram.fail_next("sendMessage", 403, "Forbidden: bot was blocked by the user")
+        settings = bot_settings(
+            nlu_url,
+            database,
+            telegram_bot_token=token,
+            telegram_base_url=telegram.base_url,
+            outbox_poll_seconds=0.2,
+            outbox_concurrency=1,
+        )
+        with RunningBot(settings):
+            _wait(
+                lambda: _statuses(engine)["sent"] == 5, 30, "5 sent", lambda: str(_statuses(engine))
+            )
+        calls = telegram.calls("sendMessage", token)
+    assert [c.status for c in calls[:2]] == [429, 403]
+    limited, blocked = str(calls[0].params["chat_id"]), str(calls[1].params["chat_id"])
+    retried = [c for c in calls if str(c.params["chat_id"]) == limited]
+    assert [c.status for c in retried] == [429, 200]
+    assert retried[1].at - retried[0].at >= 1.0  # waited retry_after
+    assert [c.status for c in calls if str(c.params["chat_id"]) == blocked] == [403]
+    assert _received(telegram) == Counter({chat: 1 for chat in chats if chat != blocked})
+    assert _statuses(engine) == Counter({"sent": 5, "blocked": 1})
+    assert members.find("telegram", blocked).active is False  # type: ignore[union-attr]
     engine.dispose()
