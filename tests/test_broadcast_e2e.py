@@ -31,6 +31,7 @@ from bot.settings import PROJECT_ROOT
 from scheduler.outbox import Outbox
 from tests.conftest import bot_settings
 from tests.fakes import FakeTelegram, FakeZalo
+from tests.processes import wait_until
 from tests.running_bot import RunningBot
 
 COOPBOT = Path(sys.executable).parent / "coopbot"
@@ -45,14 +46,6 @@ def _statuses(engine: Any) -> Counter[str]:
             .group_by(OutboxMessage.status)
         ).all()
     return Counter({status: count for status, count in rows})
-
-
-def _wait(predicate: Any, timeout: float, what: str, state: Any = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; {state() if state else ''}")
-        time.sleep(0.02)
 
 
 def _received(fake: Any) -> Counter[str]:
@@ -137,7 +130,7 @@ def test_kill_minus_nine_mid_broadcast(nlu_url: str, tmp_path: Path, moment: str
                 telegram.wait_for_request("sendMessage", count=3, timeout=90)
                 time.sleep(0.1)  # the third request is now held by the fake
             else:
-                _wait(lambda: sum(_received(telegram).values()) >= 3, 90, "3 messages")
+                wait_until(lambda: sum(_received(telegram).values()) >= 3, 90, "3 messages")
                 time.sleep(0.05)  # the worker waits ~250 ms between Telegram sends
             os.kill(process.pid, signal.SIGKILL)
             process.wait(30)
@@ -153,7 +146,7 @@ def test_kill_minus_nine_mid_broadcast(nlu_url: str, tmp_path: Path, moment: str
 
         process = start()
         try:
-            _wait(
+            wait_until(
                 lambda: _statuses(engine)["sent"] == 23 and not _statuses(engine)["sending"],
                 90,
                 "the rest of the broadcast",
@@ -198,7 +191,7 @@ def test_429_is_honoured_and_a_blocked_member_is_never_retried(nlu_url: str, tmp
             outbox_concurrency=1,
         )
         with RunningBot(settings):
-            _wait(
+            wait_until(
                 lambda: _statuses(engine)["sent"] == 5, 30, "5 sent", lambda: str(_statuses(engine))
             )
         calls = telegram.calls("sendMessage", token)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import subprocess
-import sys
 import threading
 from collections import deque
 from pathlib import Path
@@ -24,10 +22,10 @@ from bot.sending import RateLimited, RecipientBlocked, SendError, Senders
 from bot.subscriptions import SubscriptionStore
 from scheduler.outbox import Outbox
 from scheduler.reminders import ReminderService
+from tests.processes import coopbot
 from tests.test_reminders import Clock, Recorder, vn
 
 OPTIONS = load_profile_options()
-COOPBOT = Path(sys.executable).parent / "coopbot"
 
 
 def people(engine: Engine) -> dict[str, int]:
@@ -223,21 +221,7 @@ def test_a_broadcast_in_flight_at_a_crash_is_sent_again_a_reminder_is_not(sqlite
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DATABASE_")},
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
-        "LOG_LEVEL": "WARNING",
-    }
-    return subprocess.run(
-        [str(COOPBOT), "broadcast", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
+    return coopbot(tmp_path, "broadcast", *args)
 
 
 def test_coopbot_broadcast_send_status_cancel(tmp_path):

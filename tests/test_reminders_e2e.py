@@ -13,7 +13,6 @@ import datetime as dt
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from scheduler.planner import DeadlinePlanner
 from scheduler.training import SessionDraft, TrainingStore
 from tests.conftest import bot_settings
 from tests.fakes import FakeTelegram, FakeZalo
+from tests.processes import wait_until
 from tests.running_bot import RunningBot
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -47,14 +47,6 @@ def _statuses(engine: Engine, **where: Any) -> Counter[str]:
         query = query.where(getattr(OutboxMessage, name) == value)
     with engine.connect() as connection:
         return Counter(dict(connection.execute(query).all()))  # type: ignore[arg-type]
-
-
-def _wait_until(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _sent(fake: Any) -> list[Any]:
@@ -109,7 +101,7 @@ def test_deadline_reminders_reach_both_channels_exactly_once_across_a_restart(
         assert 5 <= first_run < 24
         assert _statuses(engine) == Counter({"sent": first_run, "pending": 24 - first_run})
         with RunningBot(settings):
-            _wait_until(lambda: _statuses(engine)["sent"] == 24, 60, "all 24 reminders sent")
+            wait_until(lambda: _statuses(engine)["sent"] == 24, 60, "all 24 reminders sent")
         for channel, fake in (("telegram", telegram), ("zalo", zalo)):
             sent = _sent(fake)
             assert Counter(str(c.params["chat_id"]) for c in sent) == Counter(
@@ -191,12 +183,12 @@ def test_kill_minus_nine_mid_delivery_neither_repeats_nor_loses_a_reminder(
 
         process = start_bot()
         try:
-            _wait_until(
+            wait_until(
                 lambda: _statuses(engine, kind="session", slot="1d")["pending"] == 0,
                 90,
                 "the remaining reminders",
             )
-            _wait_until(lambda: len(_sent(telegram)) >= 15, 30, "15 messages at the fake")
+            wait_until(lambda: len(_sent(telegram)) >= 15, 30, "15 messages at the fake")
         finally:
             process.terminate()
             process.wait(30)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +16,10 @@ from bot.members import ROLES, LastAdminError, MemberStore
 from bot.settings import Settings
 from scheduler.outbox import Outbox
 from scheduler.training import TrainingStore
+from tests.processes import coopbot
 from tests.test_conversation import say
 from tests.test_training_chat import FORM, NOW, make_core, session
 
-COOPBOT = Path(sys.executable).parent / "coopbot"
 UNKNOWN = "Mình chưa hiểu lệnh /{name}. Gõ /help để xem các lệnh."
 
 
@@ -165,21 +163,7 @@ def test_tatthongbao_and_batthongbao(core, sqlite_engine):
 
 
 def _users(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "ADMIN_"))},
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
-        "LOG_LEVEL": "WARNING",
-    }
-    return subprocess.run(
-        [str(COOPBOT), "users", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
+    return coopbot(tmp_path, "users", *args)
 
 
 def test_coopbot_users_grant_list_revoke(tmp_path):

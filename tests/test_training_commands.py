@@ -5,10 +5,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,29 +18,13 @@ from bot.db import OutboxMessage, TrainingSession, create_db_engine, upgrade_db
 from bot.members import MemberStore
 from scheduler.outbox import Outbox
 from scheduler.training import TrainingStore
+from tests.processes import coopbot
 
-COOPBOT = Path(sys.executable).parent / "coopbot"
 HOSTILE = 'Nguyễn "A", HTX\nB <b>'
 
 
 def run(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "NLU_"))},
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
-        "LOG_LEVEL": "WARNING",
-        "NLU_URL": "http://127.0.0.1:9",  # nothing answers: these commands never need it
-    }
-    return subprocess.run(
-        [str(COOPBOT), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        input=stdin,
-        timeout=60,
-        cwd=tmp_path,
-        check=False,
-    )
+    return coopbot(tmp_path, *args, stdin=stdin)
 
 
 @pytest.fixture

@@ -1,0 +1,55 @@
+"""Running `coopbot` commands as processes, and waiting for a condition, in tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+COOPBOT = Path(sys.executable).parent / "coopbot"
+
+
+def coopbot(
+    tmp_path: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs ``coopbot *args`` on the SQLite file ``tmp_path/cli.db``, in ``tmp_path``.
+
+    No developer settings leak in; NLU_URL points where nothing answers (these
+    commands never need the NLU service).
+    """
+    env = {
+        **{
+            k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "NLU_", "ADMIN_"))
+        },
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "LOG_LEVEL": "WARNING",
+        "NLU_URL": "http://127.0.0.1:9",
+    }
+    return subprocess.run(
+        [str(COOPBOT), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        input=stdin,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+
+
+def wait_until(
+    predicate: Callable[[], bool],
+    timeout: float,
+    what: str,
+    state: Callable[[], str] | None = None,
+) -> None:
+    """Polls ``predicate`` every 20 ms; fails naming ``what`` (and ``state()``) on timeout."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; {state() if state else ''}")
+        time.sleep(0.02)
