@@ -149,9 +149,14 @@ class AnswerService:
         search_min_score: float = 9.0,
         search_min_coverage: float = 0.6,
         review_log: ReviewLog | None = None,
+        review_threshold: float = 0.0,
         rng: random.Random | None = None,
     ) -> None:
-        """Wires the service; ``nlu=None`` answers from lexical search only."""
+        """Wires the service; ``nlu=None`` answers from lexical search only.
+
+        Fallbacks go to ``review_log``, and so do answers whose NLU confidence
+        is below ``review_threshold`` (or that came from search alone).
+        """
         self.kb = kb
         self.search = search
         self.nlu = nlu
@@ -159,21 +164,58 @@ class AnswerService:
         self.search_min_score = search_min_score
         self.search_min_coverage = search_min_coverage
         self.review_log = review_log
+        self.review_threshold = review_threshold
         self._rng = rng or random.Random()
 
-    async def answer(self, question: str, *, channel: str = "cli") -> Answer:
-        """Answers one question; never raises for odd text or an NLU outage."""
+    async def answer(
+        self, question: str, *, channel: str = "cli", member_id: int | None = None
+    ) -> Answer:
+        """Answers one question; never raises for odd text or an NLU outage.
+
+        ``member_id``: who asked (a question kept for review is theirs).
+        """
         started = time.perf_counter()
-        answer = await self._answer(question, channel)
+        answer, parse, reason = await self._answer(question)
         latency = (time.perf_counter() - started) * 1000
+        if reason is None and answer.kind in (AnswerKind.ENTRY, AnswerKind.SUGGESTED):
+            confidence = answer.confidence if answer.matched_by != "search" else None
+            if confidence is None or confidence < self.review_threshold:
+                reason = "unsure" if self.review_threshold > 0 else None
+        if reason is not None:
+            await self._review(question, parse, channel, reason, member_id)
         return Answer(**{**answer.__dict__, "latency_ms": latency})
 
-    async def _answer(self, question: str, channel: str) -> Answer:
+    async def _review(
+        self,
+        question: str,
+        parse: ParseResult | None,
+        channel: str,
+        reason: str,
+        member_id: int | None,
+    ) -> None:
+        if self.review_log is None:
+            return
+        try:
+            await asyncio.to_thread(
+                self.review_log.record,
+                channel=channel,
+                text=question,
+                reason=reason,
+                intent=parse.intent if parse else None,
+                confidence=parse.confidence if parse else None,
+                member_id=member_id,
+                candidates=[(s.name, s.confidence) for s in parse.ranking[:3]] if parse else (),
+            )
+        except Exception:  # the member still gets an answer if the database fails
+            log.exception("could not store a question for review")
+
+    async def _answer(self, question: str) -> tuple[Answer, ParseResult | None, str | None]:
+        """The answer, the NLU verdict, and why the question goes to review (None: it doesn't)."""
         text = clean_text(question)
         if not any(ch.isalnum() for ch in text):
-            if text:
-                return await self._fallback(question, None, channel, reason="no_words")
-            return Answer(question, AnswerKind.CHITCHAT, EMPTY_TEXT, matched_by=None)
+            if text:  # punctuation or emoji only: nothing to learn from
+                return self._fallback(question, None), None, None
+            return Answer(question, AnswerKind.CHITCHAT, EMPTY_TEXT, matched_by=None), None, None
 
         parse = await self._parse(text)
         if parse is not None and parse.intent and parse.confidence >= self.threshold:
@@ -182,12 +224,13 @@ class AnswerService:
                 return Answer(
                     question, AnswerKind.CHITCHAT, reply, parse.intent, parse.confidence,
                     matched_by="nlu",
-                )  # fmt: skip
+                ), parse, None  # fmt: skip
             if parse.intent == OUT_OF_SCOPE_INTENT:
-                return await self._fallback(question, parse, channel, reason="out_of_scope")
+                return self._fallback(question, parse), parse, "out_of_scope"
             entry = self.kb.get(parse.intent)
             if entry is not None:
-                return self._entry_answer(question, entry, parse, AnswerKind.ENTRY, "nlu")
+                answer = self._entry_answer(question, entry, parse, AnswerKind.ENTRY, "nlu")
+                return answer, parse, None
             log.warning("NLU intent %r has no knowledge entry", parse.intent)
 
         hits = self.search.search(text)
@@ -195,12 +238,14 @@ class AnswerService:
         if best is not None:
             if parse is not None and parse.intent == best.entry.id:
                 # Classifier and search agree: answer plainly, no "did you mean".
-                return self._entry_answer(
+                answer = self._entry_answer(
                     question, best.entry, parse, AnswerKind.ENTRY, "nlu+search"
                 )
-            return self._entry_answer(question, best.entry, parse, AnswerKind.SUGGESTED, "search")
+                return answer, parse, None
+            answer = self._entry_answer(question, best.entry, parse, AnswerKind.SUGGESTED, "search")
+            return answer, parse, None
         reason = "nlu_unavailable" if parse is None else "low_confidence"
-        return await self._fallback(question, parse, channel, reason=reason, hits=hits)
+        return self._fallback(question, parse, hits=hits), parse, reason
 
     async def _parse(self, text: str) -> ParseResult | None:
         if self.nlu is None:
@@ -246,28 +291,10 @@ class AnswerService:
             matched_by=by,
         )
 
-    async def _fallback(
-        self,
-        question: str,
-        parse: ParseResult | None,
-        channel: str,
-        *,
-        reason: str,
-        hits: Sequence[SearchHit] = (),
+    def _fallback(
+        self, question: str, parse: ParseResult | None, *, hits: Sequence[SearchHit] = ()
     ) -> Answer:
         suggestions = self._suggestions(parse, hits)
-        if self.review_log is not None:
-            try:
-                await asyncio.to_thread(
-                    self.review_log.record,
-                    channel=channel,
-                    text=question,
-                    reason=reason,
-                    intent=parse.intent if parse else None,
-                    confidence=parse.confidence if parse else None,
-                )
-            except Exception:  # the member still gets an answer if the database fails
-                log.exception("could not store a question for review")
         return Answer(
             question,
             AnswerKind.FALLBACK,

@@ -52,10 +52,14 @@ from bot.handlers.telegram import BotContext, BotServices, register_handlers
 from bot.handovers import HandoverStore
 from bot.members import MemberStore
 from bot.message_log import MessageLogStore
+from bot.model_registry import ModelRegistry
+from bot.model_swap import ModelKeeper, serving_model
 from bot.nlu_client import NLUClient
 from bot.nlu_service import ensure_nlu_service
 from bot.profile import load_profile_options
-from bot.review import ReviewLog
+from bot.retrain import ChatRetrain
+from bot.review import ReviewLog, ReviewQueue
+from bot.review_chat import ReviewChat
 from bot.sending import Senders
 from bot.settings import Settings
 from bot.subscriptions import SubscriptionStore
@@ -195,6 +199,8 @@ class Runtime:
     telegram: TelegramChannel | None
     zalo: ZaloChannel | None = None
     reminders: ReminderService | None = None
+    keeper: ModelKeeper | None = None
+    retrain: ChatRetrain | None = None
 
 
 @contextlib.asynccontextmanager
@@ -204,9 +210,15 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
     try:
         await asyncio.to_thread(upgrade_db, engine)
         kb = load_knowledge_base()
-        search = KnowledgeSearch(kb, load_examples(TRAIN_DIR))
+        examples = load_examples(TRAIN_DIR)
+        search = KnowledgeSearch(kb, examples)
+        registry = ModelRegistry(engine, settings.model_dir)
         async with (
-            ensure_nlu_service(settings, train_if_missing=True) as nlu_url,
+            ensure_nlu_service(
+                settings,
+                train_if_missing=True,
+                choose=lambda: serving_model(registry, settings.reviewed_data),
+            ) as nlu_url,
             NLUClient(nlu_url, timeout=settings.nlu_timeout) as nlu,
         ):
             answers = AnswerService(
@@ -217,8 +229,12 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
                 search_min_score=settings.search_min_score,
                 search_min_coverage=settings.search_min_coverage,
                 review_log=ReviewLog(engine),
+                review_threshold=settings.review_confidence_threshold,
             )
             senders = Senders()
+            keeper = ModelKeeper(registry, nlu, settings.nlu_model_poll_seconds)
+            retrain = ChatRetrain(settings, engine, keeper, senders)
+            queue = ReviewQueue(engine, settings.reviewed_data, examples.keys())
             staff_chat = settings.telegram_staff_chat_id
             rules = load_rules()
             options = load_profile_options()
@@ -247,11 +263,15 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
                 subscriptions=SubscriptionStore(engine),
                 training=reminders.training,
                 broadcasts=BroadcastStore(engine, reminders.outbox),
+                review=ReviewChat(queue, kb, retrain),
                 on_reminders_changed=reminders.plan_member,
             )
             webchat = WebChat(conversation)
             senders.register(WEB, webchat)
             async with contextlib.AsyncExitStack() as channels:
+                await keeper.start()
+                channels.push_async_callback(keeper.stop)
+                channels.push_async_callback(retrain.stop)
                 telegram = None
                 if settings.telegram_bot_token is not None:
                     telegram = TelegramChannel(settings, conversation)
@@ -284,6 +304,8 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
                     telegram,
                     zalo,
                     running_reminders,
+                    keeper,
+                    retrain,
                 )
     finally:
         engine.dispose()

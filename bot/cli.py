@@ -21,6 +21,7 @@ from bot.channels.zalo_client import ZaloError
 from bot.db import create_db_engine, current_revision, upgrade_db
 from bot.nlu_eval import predict_split, predict_with_model
 from bot.nlu_service import NLUService, ensure_nlu_service, pick_model
+from bot.review_cli import add_model_commands, review_app
 from bot.settings import Settings
 from bot.training_cli import reminders_app, training_app
 from bot.users_cli import users_app
@@ -45,6 +46,8 @@ app.add_typer(training_app, name="training")
 app.add_typer(reminders_app, name="reminders")
 app.add_typer(users_app, name="users")
 app.add_typer(broadcast_app, name="broadcast")
+app.add_typer(review_app, name="review")
+add_model_commands(nlu_app)
 
 
 def _settings() -> Settings:
@@ -257,11 +260,14 @@ def nlu_train(
     """Train the NLU model from nlu/data/train (and config.yml)."""
     settings = _settings()
     if if_stale and not no_augment and epochs is None:
-        existing = current_model(settings.model_dir)
+        existing = current_model(settings.model_dir, reviewed=settings.reviewed_data)
         if existing is not None:
             typer.echo(f"model is current: {existing}")
             return
-    typer.echo(f"training NLU model {fingerprint(augment=not no_augment)} ...")
+    typer.echo(
+        f"training NLU model {fingerprint(augment=not no_augment, reviewed=settings.reviewed_data)}"
+        " ..."
+    )
     try:
         result = train_model(
             settings.model_dir,
@@ -270,6 +276,7 @@ def nlu_train(
             epochs=epochs,
             name=None if epochs is None and not no_augment else f"nlu-exp-{int(time.time())}",
             echo=lambda line: typer.echo(f"  {line}"),
+            reviewed=settings.reviewed_data,
         )
     except NLUBuildError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -338,7 +345,8 @@ def nlu_serve(
     """Run the NLU service in the foreground (Rasa's HTTP API on 127.0.0.1)."""
     settings = _settings()
     try:
-        service = NLUService(settings, model or pick_model(settings.model_dir), port=port)
+        chosen = model or pick_model(settings.model_dir, settings.reviewed_data)
+        service = NLUService(settings, chosen, port=port)
         command = service.command()
     except NLUBuildError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -28,6 +28,7 @@ from bot.members import LastAdminError, MemberInfo, MemberStore
 from bot.message_log import MessageLogStore
 from bot.profile import PROFILE_STEPS, ProfileOptions, ProfileStep
 from bot.replies import Button, Citation, Reply
+from bot.review_chat import ReviewChat
 from bot.roles import ROLE_LABELS, STAFF_ROLES, parse_person, parse_role
 from bot.sending import RecipientBlocked, SendError, Senders
 from bot.subscriptions import SubscriptionStore
@@ -148,6 +149,7 @@ class Conversation:
         subscriptions: SubscriptionStore | None = None,
         training: TrainingStore | None = None,
         broadcasts: BroadcastStore | None = None,
+        review: ReviewChat | None = None,
         on_reminders_changed: Callable[[int], Awaitable[object]] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
@@ -171,6 +173,7 @@ class Conversation:
         self.broadcasts = (
             BroadcastChat(broadcasts, profile_options) if broadcasts is not None else None
         )
+        self.review = review
         self.on_reminders_changed = on_reminders_changed
         self.clock = clock or _utcnow
 
@@ -248,6 +251,10 @@ class Conversation:
                 return [await self.broadcasts.compose(member, args)]
             case "thongbao_trangthai" if self.broadcasts is not None and member.role in STAFF_ROLES:
                 return [await self.broadcasts.status(args)]
+            case "xemxet" if self.review is not None and member.role == "admin":
+                return [await self.review.command(member, args)]
+            case "huanluyen" if self.review is not None and member.role == "admin":
+                return [await self.review.retrain(member)]
             case "capquyen" if member.role == "admin":
                 return [await self._grant(args)]
             case "tatthongbao" | "batthongbao":
@@ -304,6 +311,8 @@ class Conversation:
                 return [await self._reminder_choice(member, rest)]
             case "tb" if self.broadcasts is not None and member.role in STAFF_ROLES:
                 return [await self.broadcasts.button(rest)]
+            case "xx" if self.review is not None and member.role == "admin":
+                return [await self.review.button(member, rest)]
             case "th" if self.training is not None:
                 return [await self.training.button(member, rest, _profile(member))]
         return [Reply(STALE_CHOICE, notice=True)]
@@ -360,7 +369,9 @@ class Conversation:
     # -- questions and entries -------------------------------------------------------
 
     async def _question(self, member: MemberInfo, text: str) -> list[Reply]:
-        answer = await self.answers.answer(text[:MAX_QUESTION_CHARS], channel=member.channel)
+        answer = await self.answers.answer(
+            text[:MAX_QUESTION_CHARS], channel=member.channel, member_id=member.id
+        )
         message_id = await asyncio.to_thread(
             self.messages.record,
             member_id=member.id,
@@ -405,6 +416,7 @@ class Conversation:
         stored = await asyncio.to_thread(self.messages.set_feedback, int(id_text), member.id, value)
         if not stored:
             return Reply(STALE_CHOICE, notice=True)
+        await self._feedback_review(member, int(id_text), value)
         if value == "up":
             return Reply("Cảm ơn bạn đã góp ý! 👍", notice=True)
         return Reply(
@@ -412,6 +424,35 @@ class Conversation:
             "Gõ /lienhe để hỏi cán bộ trực tiếp.",
             notice=True,
         )
+
+    async def _feedback_review(self, member: MemberInfo, message_id: int, value: str) -> None:
+        """A 👎 on an answered question puts it in the review queue; a 👍 takes it back out."""
+        review_log = self.answers.review_log
+        if review_log is None:
+            return
+        try:
+            if value == "up":
+                await asyncio.to_thread(review_log.withdraw_feedback, message_id)
+                return
+            message = await asyncio.to_thread(self.messages.get, message_id)
+            if message is None or message.kind == "browse" or message.fallback:
+                # An entry opened from the menu: its text is at fault, not the NLU; a
+                # fallback answer is in the queue already.
+                return
+            await asyncio.to_thread(review_log.withdraw_feedback, message_id)
+            await asyncio.to_thread(
+                review_log.record,
+                channel=member.channel,
+                text=message.text,
+                reason="thumbs_down",
+                intent=message.intent,
+                confidence=message.confidence,
+                member_id=member.id,
+                message_id=message_id,
+                candidates=[(message.intent, message.confidence or 0.0)] if message.intent else (),
+            )
+        except Exception:  # the member's feedback is stored; the queue can miss one
+            log.exception("could not queue a 👎 for review")
 
     # -- profile (/hoso) -------------------------------------------------------------
 

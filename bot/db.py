@@ -35,6 +35,7 @@ __all__ = [
     "Handover",
     "Member",
     "MessageLog",
+    "NLUModel",
     "OutboxMessage",
     "ReviewQuestion",
     "SchedulerState",
@@ -62,6 +63,10 @@ class ReviewQuestion(Base):
     """A question the bot could not answer from the knowledge base, kept for admins to review."""
 
     __tablename__ = "review_questions"
+    __table_args__ = (
+        Index("ix_review_questions_status", "status", "id"),
+        Index("ix_review_questions_member", "member_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -70,7 +75,19 @@ class ReviewQuestion(Base):
     reason: Mapped[str] = mapped_column(String(30))
     intent: Mapped[str | None] = mapped_column(String(80))
     confidence: Mapped[float | None] = mapped_column(Float)
+    # open, labelled, new_entry (needs a knowledge entry), irrelevant, skipped.
     status: Mapped[str] = mapped_column(String(20), default="open")
+    # The member who asked (their questions go when they delete their data) and,
+    # for a 👎, the answered message.
+    member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE", name="fk_review_questions_member")
+    )
+    message_id: Mapped[int | None] = mapped_column(Integer)
+    # JSON list of [intent, confidence]: the classifier's top intents when asked.
+    candidates: Mapped[str | None] = mapped_column(Text)
+    label: Mapped[str | None] = mapped_column(String(80))
+    labelled_by: Mapped[str | None] = mapped_column(String(100))
+    labelled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Member(Base):
@@ -261,6 +278,34 @@ class Broadcast(Base):
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class NLUModel(Base):
+    """One trained NLU model in the registry: its data, metrics and deployment.
+
+    ``status``: ``training`` (a retrain is running; also the lock against a
+    second one), ``deployed`` (the one the assistant should serve), ``retired``
+    (deployed before), ``refused`` (worse than the deployed one), ``candidate``
+    (trained, not deployed), ``failed``.
+    """
+
+    __tablename__ = "nlu_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[str] = mapped_column(String(20), unique=True)
+    file: Mapped[str | None] = mapped_column(String(200))  # a file name in MODEL_DIR
+    data_hash: Mapped[str | None] = mapped_column(String(64))
+    examples: Mapped[int | None] = mapped_column(Integer)
+    reviewed_examples: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+    metrics: Mapped[str | None] = mapped_column(Text)  # JSON
+    decision: Mapped[str | None] = mapped_column(Text)
+    train_seconds: Mapped[float | None] = mapped_column(Float)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    deployed_by: Mapped[str | None] = mapped_column(String(100))
+    deployed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    loaded_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # APScheduler's SQLAlchemyJobStore table, in its layout; created by the migrations.

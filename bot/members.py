@@ -18,6 +18,7 @@ from bot.db import (
     MessageLog,
     OutboxMessage,
     ReminderSubscription,
+    ReviewQuestion,
     TrainingRegistration,
     utcnow,
 )
@@ -235,7 +236,8 @@ class MemberStore:
             # Explicit deletes, so that nothing depends on the database enforcing cascades.
             session.execute(delete(MessageLog).where(MessageLog.member_id == member_id))
             session.execute(delete(Handover).where(Handover.member_id == member_id))
-            for table in (ReminderSubscription, TrainingRegistration, OutboxMessage):
+            tables = (ReminderSubscription, TrainingRegistration, OutboxMessage, ReviewQuestion)
+            for table in tables:
                 session.execute(delete(table).where(table.member_id == member_id))
             result = session.execute(delete(Member).where(Member.id == member_id))
             return bool(result.rowcount)  # type: ignore[attr-defined]

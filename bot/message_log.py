@@ -28,6 +28,10 @@ class LoggedQuestion:
     fallback: bool
     feedback: str | None
     created_at: dt.datetime
+    kind: str = ""
+    intent: str | None = None
+    confidence: float | None = None
+    channel: str = ""
 
 
 class MessageLogStore:
@@ -100,5 +104,15 @@ class MessageLogStore:
 
 def _copy(row: MessageLog) -> LoggedQuestion:
     return LoggedQuestion(
-        row.id, row.member_id, row.text, row.entry_id, row.fallback, row.feedback, row.created_at
+        row.id,
+        row.member_id,
+        row.text,
+        row.entry_id,
+        row.fallback,
+        row.feedback,
+        row.created_at,
+        row.kind,
+        row.intent,
+        row.confidence,
+        row.channel,
     )

@@ -11,9 +11,11 @@ the same keep-alive connection. Errors are translated in one place into::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -27,6 +29,7 @@ __all__ = [
     "NLUTimeout",
     "NLUUnavailable",
     "ParseResult",
+    "SwapGate",
 ]
 
 
@@ -94,6 +97,58 @@ def _parse_body(body: Any) -> ParseResult:
     return ParseResult(str(name) if name else None, confidence, ranking)
 
 
+class SwapGate:
+    """Lets questions through, except while a model is being swapped in.
+
+    A swap waits for the questions in flight, holds new ones back, loads the
+    model, then lets them through to the new model: none fails for the swap.
+    A question held back longer than ``max_wait`` goes on (and may time out).
+    """
+
+    def __init__(self, max_wait: float = 30.0) -> None:
+        """``max_wait``: the longest a question is held back, in seconds."""
+        self.max_wait = max_wait
+        self._active = 0
+        self._closed = False
+        self._condition: asyncio.Condition | None = None
+
+    def _cond(self) -> asyncio.Condition:
+        if self._condition is None:
+            self._condition = asyncio.Condition()
+        return self._condition
+
+    @asynccontextmanager
+    async def passage(self) -> AsyncIterator[None]:
+        """Held around each question."""
+        cond = self._cond()
+        async with cond:
+            if self._closed:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(cond.wait_for(lambda: not self._closed), self.max_wait)
+            self._active += 1
+        try:
+            yield
+        finally:
+            async with cond:
+                self._active -= 1
+                cond.notify_all()
+
+    @asynccontextmanager
+    async def closed(self) -> AsyncIterator[None]:
+        """Held around a swap: waits for the questions in flight, holds new ones back."""
+        cond = self._cond()
+        async with cond:
+            await cond.wait_for(lambda: not self._closed)
+            self._closed = True
+            await cond.wait_for(lambda: self._active == 0)
+        try:
+            yield
+        finally:
+            async with cond:
+                self._closed = False
+                cond.notify_all()
+
+
 class NLUClient:
     """Asks the NLU service what a text means."""
 
@@ -112,13 +167,35 @@ class NLUClient:
             transport=transport,
             limits=httpx.Limits(max_keepalive_connections=8, max_connections=16),
         )
+        self.gate = SwapGate()
 
     async def parse(self, text: str) -> ParseResult:
         """Returns the intent ranking of ``text``."""
-        with _mapped_errors():
-            response = await self._client.post("/model/parse", json={"text": text})
-            response.raise_for_status()
-            return _parse_body(response.json())
+        async with self.gate.passage():
+            with _mapped_errors():
+                response = await self._client.post("/model/parse", json={"text": text})
+                response.raise_for_status()
+                return _parse_body(response.json())
+
+    async def swap_model(self, model: Path, *, timeout: float = 120.0) -> None:
+        """Loads ``model`` into the running service (Rasa's ``PUT /model``) between questions.
+
+        Questions asked meanwhile wait and then go to the new model. Raises
+        NLUError when the service refuses the model (it keeps the old one).
+        """
+        async with self.gate.closed():
+            with _mapped_errors():
+                response = await self._client.put(
+                    "/model", json={"model_file": str(model)}, timeout=timeout
+                )
+                if response.status_code >= 400:
+                    raise NLUResponseError(
+                        f"NLU service refused {model.name} (HTTP {response.status_code}): "
+                        f"{response.text[:300]}"
+                    )
+            loaded = (await self.status()).get("model_file")
+        if loaded != model.name:
+            raise NLUResponseError(f"NLU service reports {loaded!r} after loading {model.name}")
 
     async def status(self) -> dict[str, Any]:
         """Returns the service's ``/status`` document (raises when no model is loaded)."""

@@ -15,7 +15,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -42,9 +42,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def pick_model(model_dir: Path) -> Path:
+def pick_model(model_dir: Path, reviewed: Path | None = None) -> Path:
     """Returns the model for the current data, else the newest one; explains when none exists."""
-    model = current_model(model_dir) or latest_model(model_dir)
+    model = current_model(model_dir, reviewed=reviewed) or latest_model(model_dir)
     if model is None:
         raise NLUBuildError(f"no trained model in {model_dir}: run `coopbot nlu train`")
     return model
@@ -125,11 +125,13 @@ async def ensure_nlu_service(
     start: bool = True,
     model: Path | None = None,
     train_if_missing: bool = False,
+    choose: Callable[[], Path] | None = None,
 ) -> AsyncIterator[str]:
     """Yields the URL of an NLU service, starting a child one if none answers at NLU_URL.
 
     With ``train_if_missing`` (``coopbot run``), a model is trained first when
-    ``MODEL_DIR`` holds none.
+    ``MODEL_DIR`` holds none. ``choose`` picks the model to serve (``coopbot
+    run``: the model registry's); by default the current data's model.
     """
     async with NLUClient(settings.nlu_base_url, timeout=1.0) as probe:
         if await probe.is_ready():
@@ -142,9 +144,15 @@ async def ensure_nlu_service(
         log.warning(
             "no trained NLU model in %s: training one now (a few minutes)", settings.model_dir
         )
-        trained = await asyncio.to_thread(train_model, settings.model_dir, settings.nlu_venv)
-        model = trained.model
-    service = NLUService(settings, model or pick_model(settings.model_dir))
+        await asyncio.to_thread(
+            train_model, settings.model_dir, settings.nlu_venv, reviewed=settings.reviewed_data
+        )
+    if model is None:
+        if choose is not None:
+            model = await asyncio.to_thread(choose)
+        else:
+            model = pick_model(settings.model_dir, settings.reviewed_data)
+    service = NLUService(settings, model)
     service.start()
     try:
         await service.wait_ready()

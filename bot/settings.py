@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     model_dir: Path = PROJECT_ROOT / "models"
     nlu_venv: Path = PROJECT_ROOT / ".venv-nlu"
     nlu_start_timeout: Annotated[float, Field(gt=0.0)] = 120.0
+    # Admins' labelled questions (coopbot review label, /xemxet): training data of retrains.
+    reviewed_data: Path = PROJECT_ROOT / "nlu" / "data" / "reviewed.yml"
+    # Answers below this NLU confidence also go to the review queue.
+    review_confidence_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.7
+    # How far below the deployed model a retrained one may score and still be deployed.
+    nlu_retrain_tolerance: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01
+    # How often a running assistant checks the model registry for a model to swap in.
+    nlu_model_poll_seconds: Annotated[float, Field(gt=0.0, le=3600.0)] = 5.0
 
     web_host: str = "127.0.0.1"
     web_port: Annotated[int, Field(ge=0, le=65535)] = 8080  # 0: any free port (tests)

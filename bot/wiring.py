@@ -13,6 +13,8 @@ from sqlalchemy.engine import Engine
 
 from bot.answers import AnswerService
 from bot.db import create_db_engine, upgrade_db
+from bot.model_registry import ModelRegistry
+from bot.model_swap import serving_model
 from bot.nlu_client import NLUClient
 from bot.nlu_service import ensure_nlu_service
 from bot.review import ReviewLog
@@ -54,14 +56,19 @@ async def answer_service(
             search_min_score=settings.search_min_score,
             search_min_coverage=settings.search_min_coverage,
             review_log=ReviewLog(engine),
+            review_threshold=settings.review_confidence_threshold,
         )
 
     try:
         if not use_nlu:
             yield build(None)
             return
+        registry = ModelRegistry(engine, settings.model_dir)
         async with (
-            ensure_nlu_service(settings) as url,
+            ensure_nlu_service(
+                settings,
+                choose=lambda: serving_model(registry, settings.reviewed_data, record=False),
+            ) as url,
             NLUClient(url, timeout=settings.nlu_timeout) as nlu,
         ):
             yield build(nlu)

@@ -21,20 +21,24 @@ from pathlib import Path
 
 import yaml
 
+from nlu.reviewed import examples_hash, load_reviewed, same_question
 from nlu.textnorm import has_diacritics, strip_diacritics
 
 __all__ = [
     "PROJECT_ROOT",
+    "REVIEWED_PATH",
     "TEST_DIR",
     "TRAIN_DIR",
     "NLUBuildError",
     "TrainResult",
+    "TrainingSet",
     "current_model",
     "fingerprint",
     "load_examples",
     "nlu_env",
     "rasa_executable",
     "train_model",
+    "training_set",
     "write_training_data",
 ]
 
@@ -42,7 +46,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TRAIN_DIR = PROJECT_ROOT / "nlu" / "data" / "train"
 TEST_DIR = PROJECT_ROOT / "nlu" / "data" / "test"
 CONFIG_PATH = PROJECT_ROOT / "config.yml"
-_SHAPING_CODE = ("nlu/segmenter.py", "nlu/textnorm.py", "nlu/tokenizer.py", "nlu/build.py")
+_SHAPING_CODE = (
+    "nlu/segmenter.py",
+    "nlu/textnorm.py",
+    "nlu/tokenizer.py",
+    "nlu/build.py",
+    "nlu/privacy.py",
+    "nlu/reviewed.py",
+)
 
 
 class NLUBuildError(RuntimeError):
@@ -98,12 +109,64 @@ def _dump_nlu(examples: dict[str, list[str]]) -> str:
     return 'version: "3.1"\nnlu:\n' + "".join(blocks)
 
 
-def write_training_data(destination: Path, *, augment: bool = True) -> int:
-    """Copies the training files into ``destination`` (plus augmentation); returns the count."""
+REVIEWED_PATH = PROJECT_ROOT / "nlu" / "data" / "reviewed.yml"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingSet:
+    """What a model is trained on: hand-written examples plus the admins' labelled questions.
+
+    A labelled question is left out when it repeats a hand-written example
+    (hand-written data wins) or a held-out test question (the held-out split
+    must stay unseen); ``reviewed_dropped`` counts those.
+    """
+
+    hand_written: dict[str, list[str]]
+    reviewed: dict[str, list[str]]
+    reviewed_dropped: int
+
+    @property
+    def examples(self) -> dict[str, list[str]]:
+        """Every example by intent, hand-written first."""
+        merged = {intent: list(items) for intent, items in self.hand_written.items()}
+        for intent, items in self.reviewed.items():
+            merged.setdefault(intent, []).extend(items)
+        return merged
+
+    @property
+    def reviewed_count(self) -> int:
+        """Labelled questions used for training."""
+        return sum(len(v) for v in self.reviewed.values())
+
+
+def training_set(reviewed: Path | None = REVIEWED_PATH) -> TrainingSet:
+    """Loads the hand-written examples and the usable labelled questions."""
+    hand_written = load_examples(TRAIN_DIR)
+    known = {same_question(e) for items in hand_written.values() for e in items}
+    held_out = {same_question(e) for items in load_examples(TEST_DIR).values() for e in items}
+    kept: dict[str, list[str]] = {}
+    dropped = 0
+    for example in load_reviewed(reviewed) if reviewed is not None else []:
+        key = same_question(example.text)
+        if key in known or key in held_out or example.intent not in hand_written:
+            dropped += 1
+            continue
+        known.add(key)
+        kept.setdefault(example.intent, []).append(example.text)
+    return TrainingSet(hand_written, kept, dropped)
+
+
+def write_training_data(
+    destination: Path, *, augment: bool = True, reviewed: Path | None = REVIEWED_PATH
+) -> int:
+    """Writes the training files into ``destination`` (plus augmentation); returns the count."""
     destination.mkdir(parents=True, exist_ok=True)
     for path in sorted(TRAIN_DIR.glob("*.yml")):
         shutil.copy(path, destination / path.name)
-    examples = load_examples(TRAIN_DIR)
+    data = training_set(reviewed)
+    if data.reviewed:
+        (destination / "zz_reviewed.yml").write_text(_dump_nlu(data.reviewed), encoding="utf-8")
+    examples = data.examples
     count = sum(len(v) for v in examples.values())
     if augment:
         extra = augmented_examples(examples)
@@ -112,20 +175,28 @@ def write_training_data(destination: Path, *, augment: bool = True) -> int:
     return count
 
 
-def fingerprint(config: Path = CONFIG_PATH, *, augment: bool = True) -> str:
+def fingerprint(
+    config: Path = CONFIG_PATH, *, augment: bool = True, reviewed: Path | None = REVIEWED_PATH
+) -> str:
     """Hashes everything that shapes a model: pipeline, training data, tokenizer code."""
     digest = hashlib.sha256(f"augment={augment}\n".encode())
     paths = [config, *sorted(TRAIN_DIR.glob("*.yml"))]
     paths += [PROJECT_ROOT / p for p in _SHAPING_CODE]
+    if reviewed is not None and reviewed.exists():
+        # Labelled questions that repeat held-out ones are left out: the split matters too.
+        digest.update(examples_hash(reviewed).encode())
+        paths += sorted(TEST_DIR.glob("*.yml"))
     for path in paths:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 
-def current_model(model_dir: Path, *, config: Path = CONFIG_PATH) -> Path | None:
+def current_model(
+    model_dir: Path, *, config: Path = CONFIG_PATH, reviewed: Path | None = REVIEWED_PATH
+) -> Path | None:
     """Returns the model built from the current data and pipeline, if it exists."""
-    path = model_dir / f"nlu-{fingerprint(config)}.tar.gz"
+    path = model_dir / f"nlu-{fingerprint(config, reviewed=reviewed)}.tar.gz"
     return path if path.exists() else None
 
 
@@ -179,14 +250,15 @@ def train_model(
     name: str | None = None,
     echo: Callable[[str], None] | None = None,
     cache_dir: Path | None = None,
+    reviewed: Path | None = REVIEWED_PATH,
 ) -> TrainResult:
     """Trains an NLU model with Rasa and returns its path; raises NLUBuildError on failure."""
     rasa = rasa_executable(nlu_venv)
     model_dir.mkdir(parents=True, exist_ok=True)
-    name = name or f"nlu-{fingerprint(config, augment=augment)}"
+    name = name or f"nlu-{fingerprint(config, augment=augment, reviewed=reviewed)}"
     with tempfile.TemporaryDirectory(prefix="coopbot-train-") as tmp:
         workdir = Path(tmp)
-        count = write_training_data(workdir / "data", augment=augment)
+        count = write_training_data(workdir / "data", augment=augment, reviewed=reviewed)
         used_config = _config_with_epochs(config, epochs, workdir) if epochs else config
         command = [
             str(rasa), "train", "nlu",
@@ -199,7 +271,8 @@ def train_model(
         if cache_dir is not None:
             env["RASA_CACHE_DIRECTORY"] = str(cache_dir)
         started = time.monotonic()
-        process = subprocess.Popen(
+        tail: list[str] = []
+        with subprocess.Popen(
             command,
             cwd=PROJECT_ROOT,
             env=env,
@@ -208,14 +281,13 @@ def train_model(
             text=True,
             encoding="utf-8",
             errors="replace",
-        )
-        assert process.stdout is not None
-        tail: list[str] = []
-        for line in process.stdout:
-            tail = [*tail[-40:], line.rstrip()]
-            if echo is not None and ("Epochs:" in line or "Your Rasa model" in line):
-                echo(line.rstrip()[-160:])
-        code = process.wait()
+        ) as process:
+            assert process.stdout is not None
+            for line in process.stdout:
+                tail = [*tail[-40:], line.rstrip()]
+                if echo is not None and ("Epochs:" in line or "Your Rasa model" in line):
+                    echo(line.rstrip()[-160:])
+            code = process.wait()
         seconds = time.monotonic() - started
     model = model_dir / f"{name}.tar.gz"
     if code != 0 or not model.exists():

@@ -162,6 +162,20 @@ def test_register_unregister_and_every_refusal(core, store, sqlite_engine):
     assert "không đăng ký được nữa" in closed.text
 
 
+def test_details_offer_the_right_seat_button(core, store, sqlite_engine):
+    target = session(store, province="ha_noi", capacity=1)
+    (before,) = say(core, payload=f"th:v:{target}", user="1")
+    assert before.text.startswith("📅 Tập huấn ngày 15\n🕗 08:00 Thứ Sáu 15/01/2027")
+    assert "Dành cho: Hà Nội" in before.text and "Còn 1/1 chỗ." in before.text
+    assert payloads(before) == [f"th:r:{target}"]
+
+    say(core, payload=f"th:r:{target}", user="1")
+    (mine,) = say(core, payload=f"th:v:{target}", user="1")
+    assert "Còn 0/1 chỗ." in mine.text and payloads(mine) == [f"th:u:{target}"]
+    (full,) = say(core, payload=f"th:v:{target}", user="2")
+    assert payloads(full) == []
+
+
 @pytest.mark.parametrize("payload", ["th:r:abc", "th:r:999", "th:q:1", "th:", "th:r:1:2"])
 def test_odd_payloads_are_stale_choices(core, store, payload):
     session(store)
@@ -264,3 +278,15 @@ def test_menu_buttons_for_reminder_messages_work(core):
 def test_taphuan_without_the_feature_says_it_is_off(sqlite_engine):
     (reply,) = say(make_core(sqlite_engine), "/taphuan")
     assert reply.text == "Tính năng tập huấn chưa được bật trên hệ thống này."
+
+
+def test_a_failing_reminder_planner_does_not_break_the_reply(sqlite_engine, store, caplog):
+    async def broken(member_id: int) -> None:
+        raise RuntimeError(f"planner down for {member_id}")
+
+    core = make_core(sqlite_engine, training=store, on_reminders_changed=broken)
+    say(core, "/start", user="7")
+    (reply,) = say(core, payload="nh:yes", user="7")
+    assert reply.text.startswith("Đã bật nhắc hạn.") and reply.edit
+    assert "planning reminders after a change failed" in caplog.text
+    assert SubscriptionStore(sqlite_engine).rules(member_id(sqlite_engine, "7"))
