@@ -80,16 +80,21 @@ def compare(new: Scores, old: Scores | None, tolerance: float) -> list[str]:
         return []
     reasons = []
     checks = [
-        ("độ chính xác trên tập kiểm tra", new.heldout.accuracy, old.heldout.accuracy),
-        ("macro-F1 trên tập kiểm tra", new.heldout.macro_f1, old.heldout.macro_f1),
+        ("độ chính xác trên tập kiểm tra", new.heldout.accuracy, old.heldout.accuracy, "{:.1%}"),
+        ("macro-F1 trên tập kiểm tra", new.heldout.macro_f1, old.heldout.macro_f1, "{:.3f}"),
     ]
     if new.reviewed.count:
         checks.append(
-            ("độ chính xác trên câu hỏi đã gán nhãn", new.reviewed.accuracy, old.reviewed.accuracy)
+            (
+                "độ chính xác trên câu hỏi đã gán nhãn",
+                new.reviewed.accuracy,
+                old.reviewed.accuracy,
+                "{:.1%}",
+            )
         )
-    for name, mine, theirs in checks:
+    for name, mine, theirs, shown in checks:
         if mine < theirs - tolerance - 1e-9:
-            reasons.append(f"{name} giảm từ {theirs:.1%} xuống {mine:.1%}")
+            reasons.append(f"{name} giảm từ {shown.format(theirs)} xuống {shown.format(mine)}")
     return reasons
 
 

@@ -35,6 +35,8 @@ def configure_logging(settings: Settings) -> None:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # Alembic says "Context impl SQLiteImpl." on every start-up.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 @asynccontextmanager

@@ -49,8 +49,8 @@ def changed() -> list[int]:
 
 
 def make_core(engine: Engine, **extra: Any) -> Conversation:
+    extra.setdefault("answers", AnswerService(KB, SEARCH, None))
     return Conversation(
-        answers=AnswerService(KB, SEARCH, None),
         kb=KB,
         members=MemberStore(engine),
         messages=MessageLogStore(engine),
