@@ -36,7 +36,7 @@ INTENTS = load_examples(TRAIN_DIR).keys()
         ("máy bàn 024-3826-1234", "máy bàn [SĐT]"),
         ("cccd 001203004567, cmnd 123456789", "cccd [SỐ ID], cmnd [SỐ ID]"),
         ("mail lan.nguyen+htx@gmail.com.vn nhé", "mail [EMAIL] nhé"),
-        ("vốn 100.000.000 đồng năm 2023 có 7 thành viên", "vốn 100.000.000 đồng năm 2023 có 7 thành viên"),
+        ("vốn 100.000.000 đồng năm 2023, 7 người", "vốn 100.000.000 đồng năm 2023, 7 người"),
         ("Nghị định 92/2024/NĐ-CP điều 10", "Nghị định 92/2024/NĐ-CP điều 10"),
     ],
 )  # fmt: skip
