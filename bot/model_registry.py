@@ -247,7 +247,9 @@ class ModelRegistry:
             raise RegistryError(f"Mô hình {target.version} đang được dùng.")
         if target.status in ("training", "failed") or self.path(target) is None:
             raise RegistryError(f"Mô hình {target.version} không dùng được (chưa có tệp mô hình).")
-        return current, self.deploy(target.id, by, retire_as="rolled_back")
+        # A model rolled back is not offered by the next plain rollback; one replaced by
+        # a chosen version (--to) stays available.
+        return current, self.deploy(target.id, by, retire_as="retired" if to else "rolled_back")
 
     def register_existing(self, path: Path, by: str) -> ModelRecord:
         """Records a model trained outside a retrain (``coopbot nlu train``) as deployed."""
@@ -265,6 +267,15 @@ class ModelRegistry:
             row.version = f"v{row.id}"
             model_id = row.id
         return self.deploy(model_id, by)
+
+    def fill_metrics(self, model_id: int, metrics: dict[str, Any]) -> None:
+        """Stores metrics for a model that has none yet (one recorded at first start)."""
+        with Session(self._engine) as session, session.begin():
+            session.execute(
+                update(NLUModel)
+                .where(NLUModel.id == model_id, NLUModel.metrics.is_(None))
+                .values(metrics=json.dumps(metrics, ensure_ascii=False))
+            )
 
     def mark_loaded(self, model_id: int) -> None:
         """Stamps the moment a running assistant started answering with the model."""

@@ -262,6 +262,10 @@ class Retrainer:
             else:
                 await scratch.wait_ready()
                 old_scores = await self._score(scratch.url, heldout, labelled)
+                if deployed is not None and not deployed.metrics:
+                    await asyncio.to_thread(
+                        self.registry.fill_metrics, deployed.id, old_scores.to_json()
+                    )
                 async with NLUClient(scratch.url, timeout=10.0) as client:
                     await client.swap_model(result.model)
             new_scores = await self._score(scratch.url, heldout, labelled)

@@ -13,29 +13,34 @@ COOPBOT = Path(sys.executable).parent / "coopbot"
 
 
 def coopbot(
-    tmp_path: Path, *args: str, stdin: str | None = None
+    tmp_path: Path,
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
     """Runs ``coopbot *args`` on the SQLite file ``tmp_path/cli.db``, in ``tmp_path``.
 
     No developer settings leak in; NLU_URL points where nothing answers (these
-    commands never need the NLU service).
+    commands never need the NLU service); ``env`` adds settings.
     """
-    env = {
+    environment = {
         **{
             k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "NLU_", "ADMIN_"))
         },
         "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
         "LOG_LEVEL": "WARNING",
         "NLU_URL": "http://127.0.0.1:9",
+        **(env or {}),
     }
     return subprocess.run(
         [str(COOPBOT), *args],
-        env=env,
+        env=environment,
         capture_output=True,
         text=True,
         encoding="utf-8",
         input=stdin,
-        timeout=60,
+        timeout=timeout,
         cwd=tmp_path,
         check=False,
     )

@@ -50,6 +50,7 @@ def test_versions_deploy_and_roll_back(db_engine, tmp_path):
         registry.rollback("cli:root")  # v2 was rolled back: not offered again
     old, now = registry.rollback("cli:root", to="v2")  # but can be chosen by name
     assert (old.version, now.version) == ("v1", "v2")  # type: ignore[union-attr]
+    assert registry.previous().version == "v1"  # type: ignore[union-attr]
     with pytest.raises(RegistryError, match="đang được dùng"):
         registry.rollback("cli:root", to="v2")
     with pytest.raises(RegistryError, match="Không có mô hình v9"):
