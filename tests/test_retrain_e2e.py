@@ -9,9 +9,7 @@ group makes a worse model, which `coopbot nlu retrain` refuses.
 from __future__ import annotations
 
 import shutil
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from bot.settings import Settings
 from knowledge.base import load_knowledge_base
 from nlu.build import TEST_DIR, TRAIN_DIR, load_examples
 from tests.processes import coopbot
+from tests.question_stream import Sent, Stream
 from tests.running_bot import RunningBot
 
 KB = load_knowledge_base()
@@ -39,56 +38,6 @@ NEW_QUESTIONS = (
     "nuoi ca thi htx can giay phep moi truong ko",
 )
 LABEL = "ho_so_dang_ky_htx"
-# The steady stream: questions with a sure answer from every model in this test.
-STREAM = (
-    ("Hợp tác xã cần tối thiểu bao nhiêu thành viên?", "so_thanh_vien_toi_thieu"),
-    ("htx la gi", "htx_la_gi"),
-    ("hạn nộp tờ khai thuế quý là khi nào", "han_khai_thue_quy"),
-)
-
-
-@dataclass
-class Sent:
-    started: float
-    finished: float
-    ok: bool
-    detail: str
-
-
-class Stream(threading.Thread):
-    """Members asking steadily (about 8 questions a second) through the web chat."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.url = url
-        self.sent: list[Sent] = []
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=30.0) as client:
-            n = 0
-            while not self.halt.is_set():
-                text, intent = STREAM[n % len(STREAM)]
-                session = f"stream-session-{n % 8:04d}"
-                started = time.monotonic()
-                try:
-                    response = client.post(
-                        "/chat/api/messages", json={"session": session, "text": text}
-                    )
-                    replies = response.json().get("replies", [])
-                    title = KB.entries[intent].title
-                    ok = response.status_code == 200 and replies[0]["text"].startswith(title)
-                    detail = f"{response.status_code} {replies[0]['text'][:60] if replies else ''}"
-                except Exception as exc:  # counted as a failed question
-                    ok, detail = False, repr(exc)
-                self.sent.append(Sent(started, time.monotonic(), ok, detail))
-                n += 1
-                time.sleep(max(0.0, 0.125 - (time.monotonic() - started)))
-
-    def stop(self) -> list[Sent]:
-        self.halt.set()
-        self.join(30)
-        return self.sent
 
 
 def say(client: httpx.Client, session: str, text: str = "", payload: str | None = None) -> Any:
