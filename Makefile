@@ -6,7 +6,7 @@ VENV := .venv
 NLU_VENV := .venv-nlu
 COOPBOT := $(VENV)/bin/coopbot
 
-.PHONY: run test setup env model browser lint bench-nlu bench-chat bench-reminders bench-broadcast clean-env
+.PHONY: run test setup env model browser lint bench-nlu bench-chat bench-reminders bench-broadcast bench-retrain clean-env
 
 run: model
 	$(COOPBOT) run
@@ -55,6 +55,9 @@ bench-reminders: env
 
 bench-broadcast: model
 	$(VENV)/bin/python benchmarks/bench_broadcast.py
+
+bench-retrain: model
+	$(VENV)/bin/python benchmarks/bench_retrain.py
 
 clean-env:
 	rm -rf $(VENV) $(NLU_VENV)

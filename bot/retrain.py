@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 
 from bot.members import MemberInfo
 from bot.model_registry import ModelRecord, ModelRegistry, RetrainBusy
-from bot.model_swap import ModelKeeper
+from bot.model_swap import ModelKeeper, serving_model
 from bot.nlu_client import NLUClient, NLUError
 from bot.nlu_service import NLUService
 from bot.replies import Reply
@@ -179,11 +179,10 @@ class Retrainer:
         self.registry = ModelRegistry(engine, settings.model_dir)
         self._progress = progress
 
-    def _say(self, record: ModelRecord | None, text: str) -> None:
+    async def _say(self, record: ModelRecord, text: str) -> None:
         if self._progress is not None:
             self._progress(text)
-        if record is not None:
-            self.registry.progress(record.id, text)
+        await asyncio.to_thread(self.registry.progress, record.id, text)
 
     async def run(self, by: str, *, force: bool = False) -> RetrainOutcome:
         """Retrains; raises RetrainBusy when another retrain runs, RetrainError when it fails."""
@@ -191,6 +190,11 @@ class Retrainer:
         reviewed_path = self.settings.reviewed_data
         data_hash = fingerprint(reviewed=reviewed_path)
         deployed = await asyncio.to_thread(self.registry.deployed)
+        if deployed is None:
+            # Never started with `coopbot run`: record the model in use, to compare with it.
+            with contextlib.suppress(NLUBuildError):
+                await asyncio.to_thread(serving_model, self.registry, reviewed_path)
+                deployed = await asyncio.to_thread(self.registry.deployed)
         if not force and deployed is not None and deployed.data_hash == data_hash:
             return RetrainOutcome("unchanged", deployed)
         record = await asyncio.to_thread(self.registry.start_training, by)
@@ -214,7 +218,7 @@ class Retrainer:
         settings = self.settings
         data = training_set(settings.reviewed_data)
         total = sum(len(v) for v in data.examples.values())
-        self._say(
+        await self._say(
             record,
             f"Huấn luyện {record.version}: {total} câu mẫu, trong đó {data.reviewed_count} câu "
             f"đã gán nhãn ({data.reviewed_dropped} câu trùng bị bỏ qua).",
@@ -238,7 +242,7 @@ class Retrainer:
                 await asyncio.wait({training}, timeout=_TICK_S)
                 if not training.done():
                     elapsed = time.monotonic() - started
-                    self._say(record, f"Đang huấn luyện {record.version}... {elapsed:.0f} s")
+                    await self._say(record, f"Đang huấn luyện {record.version}... {elapsed:.0f} s")
             result = training.result()
             train_seconds = result.seconds
             await asyncio.to_thread(
@@ -250,7 +254,8 @@ class Retrainer:
                 reviewed_examples=data.reviewed_count,
                 seconds=train_seconds,
             )
-            self._say(record, f"Đã huấn luyện xong trong {train_seconds:.0f} s; đang đánh giá...")
+            done = f"Đã huấn luyện xong trong {train_seconds:.0f} s; đang đánh giá..."
+            await self._say(record, done)
             eval_started = time.monotonic()
             heldout = [(t, i) for i, texts in load_examples(TEST_DIR).items() for t in texts]
             labelled = [(t, i) for i, texts in data.reviewed.items() for t in texts]
