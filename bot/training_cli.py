@@ -85,8 +85,18 @@ DescriptionFile = Annotated[
 
 
 def _description(text: str | None, path: Path | None) -> str | None:
+    if path is not None and text is not None:
+        typer.echo("Chỉ dùng một trong --description và --description-file.", err=True)
+        raise typer.Exit(2)
     if path is not None:
-        return path.read_text(encoding="utf-8").strip()
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError as exc:
+            typer.echo(f"Tệp {path} không phải văn bản UTF-8; hãy lưu lại dạng UTF-8.", err=True)
+            raise typer.Exit(2) from exc
+        except OSError as exc:
+            typer.echo(f"Không đọc được tệp {path}: {exc.strerror}.", err=True)
+            raise typer.Exit(2) from exc
     return text
 
 
@@ -229,12 +239,12 @@ def training_cancel(
         current = store.get(session_id)
         if current is None:
             raise _fail(f"Không có buổi tập huấn #{session_id}.")
-        if not yes:
-            typer.confirm(
-                f"Huỷ buổi #{session_id} “{current.title}” "
-                f"({format_moment(current.starts_at)}), {current.registered} người đã đăng ký?",
-                abort=True,
-            )
+        if not yes and not typer.confirm(
+            f"Huỷ buổi #{session_id} “{current.title}” "
+            f"({format_moment(current.starts_at)}), {current.registered} người đã đăng ký?"
+        ):
+            typer.echo("Không huỷ gì.")
+            raise typer.Exit(1)
         try:
             cancelled = store.cancel(session_id)
         except TrainingError as exc:

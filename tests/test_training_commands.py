@@ -89,7 +89,8 @@ def test_add_list_edit_cancel(tmp_path, engine):
     assert ("session", "1d", "dropped") in kinds and ("session", "1d", "pending") in kinds
 
     refused = run(tmp_path, "training", "cancel", "1", stdin="n\n")
-    assert refused.returncode != 0 and sessions(engine)[0].status == "scheduled"
+    assert refused.returncode == 1 and sessions(engine)[0].status == "scheduled"
+    assert "Không huỷ gì." in refused.stdout and "Aborted" not in refused.stdout + refused.stderr
     cancelled = run(tmp_path, "training", "cancel", "1", "--yes")
     assert cancelled.returncode == 0
     assert "1 người đã đăng ký sẽ nhận thông báo" in cancelled.stdout
@@ -168,3 +169,18 @@ def test_reminders_plan_and_status(tmp_path, engine):
     assert status.returncode == 0, status.stderr
     assert re.search(r"planned until +\d\d/\d\d/\d{4} 00:00:00", status.stdout), status.stdout
     assert re.search(r"job plan-deadline-reminders", status.stdout) is None  # no run yet
+
+
+def test_description_file_must_be_utf8_and_not_doubled(tmp_path, engine):
+    latin = tmp_path / "mo_ta.txt"
+    latin.write_bytes("Tập huấn".encode("cp1258", errors="replace") + b"\xff\xfe")
+    broken = add(tmp_path, "--description-file", str(latin))
+    assert broken.returncode == 2 and "không phải văn bản UTF-8" in broken.stderr
+    assert "Traceback" not in broken.stderr
+    good = tmp_path / "good.txt"
+    good.write_text("Mang theo CCCD.", encoding="utf-8")
+    both = add(tmp_path, "--description", "x", "--description-file", str(good))
+    assert both.returncode == 2 and "Chỉ dùng một trong" in both.stderr
+    assert sessions(engine) == []
+    assert add(tmp_path, "--description-file", str(good)).returncode == 0
+    assert sessions(engine)[0].description == "Mang theo CCCD."
