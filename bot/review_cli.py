@@ -28,6 +28,11 @@ review_app = typer.Typer(
     no_args_is_help=True, help="Review questions the bot answered badly and label them."
 )
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+_DECIDED = {
+    "new_entry": "Cần thêm mục mới vào cơ sở tri thức",
+    "irrelevant": "Không liên quan",
+    "labelled": "Đã gán nhãn",
+}
 
 GroupId = Annotated[int, typer.Argument(help="The group's number, as `review list` shows it.")]
 By = Annotated[
@@ -69,18 +74,32 @@ def review_list(
     show_all: Annotated[
         bool, typer.Option("--all", help="Also the groups skipped before.")
     ] = False,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            help="Only questions decided so: new_entry (need an entry), irrelevant, labelled.",
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(help="Show at most this many groups.", min=1)] = 20,
 ) -> None:
     """The groups of questions waiting for review, most asked first."""
+    if status is not None and status not in _DECIDED:
+        typer.echo(f"--status là một trong: {', '.join(_DECIDED)}.", err=True)
+        raise typer.Exit(2)
     settings = cli_settings()
     with cli_engine() as engine:
         statuses = ("open", "skipped") if show_all else ("open",)
-        groups = _queue(settings, engine).groups(statuses)
+        groups = _queue(settings, engine).groups((status,) if status else statuses)
     if not groups:
-        typer.echo("Không có câu hỏi nào cần xem xét.")
+        typer.echo(_DECIDED[status] + ": không có câu nào." if status else
+                   "Không có câu hỏi nào cần xem xét.")  # fmt: skip
         return
     total = sum(g.count for g in groups)
-    typer.echo(f"{len(groups)} nhóm, {total} câu hỏi chờ xem xét:")
+    if status:
+        typer.echo(f"{_DECIDED[status]}: {len(groups)} nhóm, {total} câu hỏi:")
+    else:
+        typer.echo(f"{len(groups)} nhóm, {total} câu hỏi chờ xem xét:")
     for group in groups[:limit]:
         skipped = " [đã bỏ qua]" if group.status == "skipped" else ""
         typer.echo(

@@ -69,8 +69,16 @@ def test_list_show_label_and_skip(tmp_path, env):
     assert skipped.stdout.strip() == f"Đã bỏ qua 1 câu của nhóm #{lone}."
     assert "Không có câu hỏi" in coopbot(tmp_path, "review", "list", env=env).stdout
     assert "[đã bỏ qua]" in coopbot(tmp_path, "review", "list", "--all", env=env).stdout
-    marked = coopbot(tmp_path, "review", "label", str(lone), "--not-relevant", env=env)
-    assert "không liên quan" in marked.stdout
+    marked = coopbot(tmp_path, "review", "label", str(lone), "--new-entry", env=env)
+    assert "cần mục mới" in marked.stdout
+    needed = coopbot(tmp_path, "review", "list", "--status", "new_entry", env=env)
+    first_line = needed.stdout.splitlines()[0]
+    assert first_line == "Cần thêm mục mới vào cơ sở tri thức: 1 nhóm, 1 câu hỏi:"
+    assert "«liên hệ [SĐT]»" in needed.stdout
+    none = coopbot(tmp_path, "review", "list", "--status", "irrelevant", env=env)
+    assert none.stdout.strip() == "Không liên quan: không có câu nào."
+    bad = coopbot(tmp_path, "review", "list", "--status", "open", env=env)
+    assert bad.returncode == 2
 
 
 def test_retrain_with_nothing_new_trains_nothing_and_rollback_needs_a_model(tmp_path, env):
