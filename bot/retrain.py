@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -224,6 +225,7 @@ class Retrainer:
             f"đã gán nhãn ({data.reviewed_dropped} câu trùng bị bỏ qua).",
         )
         name = f"nlu-{record.version}-{data_hash}"
+        processes: list[subprocess.Popen[str]] = []
         training = asyncio.create_task(
             asyncio.to_thread(
                 train_model,
@@ -231,6 +233,7 @@ class Retrainer:
                 settings.nlu_venv,
                 name=name,
                 reviewed=settings.reviewed_data,
+                on_start=processes.append,
             )
         )
         old_path = self.registry.path(deployed) if deployed is not None else None
@@ -277,6 +280,10 @@ class Retrainer:
             evaluate_seconds = time.monotonic() - eval_started
         finally:
             if not training.done():
+                # Stopped (shutdown, Ctrl+C): end `rasa train` so its thread ends with it.
+                for process in processes:
+                    if process.poll() is None:
+                        process.kill()
                 training.cancel()
             if scratch is not None:
                 await asyncio.to_thread(scratch.stop)

@@ -251,8 +251,12 @@ def train_model(
     echo: Callable[[str], None] | None = None,
     cache_dir: Path | None = None,
     reviewed: Path | None = REVIEWED_PATH,
+    on_start: Callable[[subprocess.Popen[str]], None] | None = None,
 ) -> TrainResult:
-    """Trains an NLU model with Rasa and returns its path; raises NLUBuildError on failure."""
+    """Trains an NLU model with Rasa and returns its path; raises NLUBuildError on failure.
+
+    ``on_start`` receives the ``rasa train`` process (a caller may kill it to stop training).
+    """
     rasa = rasa_executable(nlu_venv)
     model_dir.mkdir(parents=True, exist_ok=True)
     name = name or f"nlu-{fingerprint(config, augment=augment, reviewed=reviewed)}"
@@ -283,6 +287,8 @@ def train_model(
             errors="replace",
         ) as process:
             assert process.stdout is not None
+            if on_start is not None:
+                on_start(process)
             for line in process.stdout:
                 tail = [*tail[-40:], line.rstrip()]
                 if echo is not None and ("Epochs:" in line or "Your Rasa model" in line):

@@ -8,6 +8,8 @@ group makes a worse model, which `coopbot nlu retrain` refuses.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
 import time
 from pathlib import Path
@@ -17,9 +19,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.db import Member, MessageLog, create_db_engine
+from bot.db import Member, MessageLog, create_db_engine, upgrade_db
 from bot.members import MemberStore
 from bot.model_registry import ModelRegistry
+from bot.retrain import Retrainer
 from bot.review import ReviewLog, ReviewQueue
 from bot.settings import Settings
 from knowledge.base import load_knowledge_base
@@ -182,3 +185,35 @@ def _check_stream(sent: list[Sent], loaded_at: Any, what: str) -> None:
     swap = time.monotonic() - (time.time() - loaded_at.timestamp())
     near = [s for s in sent if s.started - 1.5 <= swap <= s.finished + 1.5]
     assert len(sent) >= 20 and near, f"no question near {what} ({len(sent)} sent)"
+
+
+def test_a_retrain_stopped_midway_ends_training_at_once(setup):
+    settings, _ = setup
+    engine = create_db_engine(settings.database_url)
+    upgrade_db(engine)
+    lines: list[str] = []
+    retrainer = Retrainer(settings, engine, progress=lines.append)
+
+    async def stop_midway() -> float:
+        task = asyncio.create_task(retrainer.run("cli:test", force=True))
+        while not lines:
+            await asyncio.sleep(0.05)
+        # `rasa train` is starting (Rasa alone takes longer than this to import and
+        # train) and so is the scratch NLU service.
+        await asyncio.sleep(3.0)
+        assert not task.done() and lines[0].startswith("Huấn luyện v2:")
+        started = time.monotonic()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return time.monotonic() - started
+
+    assert asyncio.run(stop_midway()) < 10.0
+    registry = ModelRegistry(engine, settings.model_dir)
+    record = registry.get("v2")
+    assert record is not None and record.status == "failed"
+    assert registry.deployed().version == "v1"  # type: ignore[union-attr]
+    assert not list(settings.model_dir.glob("nlu-v2-*"))
+    # Nothing left running: the next retrain may start.
+    assert registry.start_training("cli:test").version == "v3"
+    engine.dispose()
