@@ -30,18 +30,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from benchmarks.bench_reminders import postgres_database, sqlite_database
+from benchmarks.bench_reminders import (
+    insert_members,
+    member_row,
+    postgres_database,
+    sqlite_database,
+)
 from bot.broadcasts import BroadcastStore, Segment
-from bot.db import Member, OutboxMessage, create_db_engine, upgrade_db
+from bot.db import OutboxMessage, create_db_engine, upgrade_db
 from bot.nlu_service import NLUService
 from bot.settings import PROJECT_ROOT, load_settings
 from nlu.build import current_model
 from scheduler.outbox import Outbox
 from tests.fakes import FakeTelegram
+from tests.processes import stop
 
 TOKEN = "4244:bench-broadcast"
 COOPBOT = PROJECT_ROOT / ".venv" / "bin" / "coopbot"
@@ -50,26 +56,9 @@ TEXT = "Liên minh HTX tỉnh thông báo: lớp tập huấn kê khai thuế đ
 
 def add_members(engine: Engine, count: int, ids: list[str] | None = None) -> None:
     now = dt.datetime.now(dt.UTC)
-    rows = [
-        {
-            "channel": "telegram",
-            "external_id": user,
-            "chat_id": user,
-            "display_name": None,
-            "role": "member",
-            "consent_reminders": False,
-            "consent_broadcasts": True,
-            "reminders_asked": True,
-            "active": True,
-            "created_at": now,
-            "updated_at": now,
-            "last_seen_at": now,
-        }
-        for user in (ids or [f"u{i}" for i in range(count)])
-    ]
+    rows = [member_row(now, user) for user in (ids or [f"u{i}" for i in range(count)])]
     with engine.begin() as connection:
-        for start in range(0, len(rows), 10_000):
-            connection.execute(insert(Member), rows[start : start + 10_000])
+        insert_members(connection, rows)
 
 
 def outbox_creation(name: str, engine: Engine, members: int) -> None:
@@ -122,8 +111,7 @@ def delivery(recipients: int, nlu_url: str, folder: Path) -> None:
                 time.sleep(0.5)
             time.sleep(2.0)  # anything sent twice would arrive now
         finally:
-            process.terminate()
-            process.wait(60)
+            stop(process, 60)
     calls = fake.calls("sendMessage", TOKEN)
     sent = [c for c in calls if c.ok]
     limited = [c for c in calls if c.status == 429]

@@ -44,6 +44,7 @@ from bot.settings import PROJECT_ROOT, load_settings
 from nlu.build import TEST_DIR, current_model, load_examples
 from tests.fakes import FakeTelegram, FakeZalo, ZaloCall
 from tests.fakes.telegram_api import Call
+from tests.processes import stop
 
 TOKEN = "4242:bench-token"
 ZALO_TOKEN = "4243:bench-zalo-token"
@@ -199,11 +200,7 @@ def running_bot(platform: Platform, mode: str, nlu_url: str, tmp: Path) -> Itera
             platform.fake.wait_for_request("getUpdates")
         yield process.pid
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
 
 
 def closed_loop(

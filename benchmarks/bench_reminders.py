@@ -113,31 +113,50 @@ def profiles(count: int, seed: int) -> list[dict[str, Any]]:
     ]
 
 
+def member_row(
+    now: dt.datetime, user: str, channel: str = "telegram", **fields: Any
+) -> dict[str, Any]:
+    """A ``members`` row for a bulk insert: an active member who was asked about reminders."""
+    return {
+        "channel": channel,
+        "external_id": user,
+        "chat_id": user,
+        "display_name": None,
+        "role": "member",
+        "consent_reminders": False,
+        "consent_broadcasts": True,
+        "reminders_asked": True,
+        "active": True,
+        "created_at": now,
+        "updated_at": now,
+        "last_seen_at": now,
+        **fields,
+    }
+
+
+def insert_members(connection: Any, rows: list[dict[str, Any]]) -> None:
+    """Inserts ``member_row`` rows 10,000 at a time."""
+    for start in range(0, len(rows), 10_000):
+        connection.execute(insert(Member), rows[start : start + 10_000])
+
+
 def setup(engine: Engine, people: list[dict[str, Any]], rules: list[Rule]) -> None:
     upgrade_db(engine)
     now = dt.datetime.now(dt.UTC)
     rows = [
-        {
-            "channel": "telegram" if i % 2 else "zalo",
-            "external_id": f"u{i}",
-            "chat_id": f"u{i}",
-            "display_name": f"Thành viên {i}",
-            "coop_role": "thanh_vien",
-            "role": "member",
-            "consent_reminders": True,
-            "consent_broadcasts": True,
-            "reminders_asked": True,
-            "active": True,
-            "created_at": now,
-            "updated_at": now,
-            "last_seen_at": now,
+        member_row(
+            now,
+            f"u{i}",
+            "telegram" if i % 2 else "zalo",
+            display_name=f"Thành viên {i}",
+            coop_role="thanh_vien",
+            consent_reminders=True,
             **profile,
-        }
+        )
         for i, profile in enumerate(people)
     ]
     with engine.begin() as connection:
-        for start in range(0, len(rows), 10_000):
-            connection.execute(insert(Member), rows[start : start + 10_000])
+        insert_members(connection, rows)
         for rule in rules:
             connection.execute(
                 insert(ReminderSubscription).from_select(

@@ -36,12 +36,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.bench_chat import percentile
 from bot.db import create_db_engine, upgrade_db
 from bot.model_registry import ModelRegistry
 from bot.nlu_service import free_port
 from bot.review import ReviewLog, ReviewQueue
 from bot.settings import PROJECT_ROOT, load_settings
 from nlu.build import TRAIN_DIR, current_model, load_examples
+from tests.processes import stop
 from tests.question_stream import Sent, Stream
 
 COOPBOT = PROJECT_ROOT / ".venv" / "bin" / "coopbot"
@@ -161,11 +163,6 @@ def swaps_in_log(log_path: Path) -> list[tuple[float, float]]:
     return found
 
 
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--swaps", type=int, default=10, help="swaps after the retrain")
@@ -225,11 +222,7 @@ def main() -> None:
         report(sent, folder / "run.log")
         engine.dispose()  # type: ignore[attr-defined]
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
     shutil.rmtree(folder, ignore_errors=True)
 
 

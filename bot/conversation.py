@@ -27,7 +27,7 @@ from bot.handovers import HandoverStore
 from bot.members import LastAdminError, MemberInfo, MemberStore
 from bot.message_log import MessageLogStore
 from bot.profile import PROFILE_STEPS, ProfileOptions, ProfileStep
-from bot.replies import Button, Citation, Reply
+from bot.replies import Button, Citation, Reply, shorten
 from bot.review_chat import ReviewChat
 from bot.roles import ROLE_LABELS, STAFF_ROLES, parse_person, parse_role
 from bot.sending import RecipientBlocked, SendError, Senders
@@ -527,7 +527,7 @@ class Conversation:
         return [
             Reply(
                 f"Mình đã chuyển câu hỏi của bạn tới cán bộ Liên minh HTX (mã #{handover.id}):\n"
-                f"«{_shorten(question, 300)}»\n\n"
+                f"«{shorten(question, 300)}»\n\n"
                 "Một cán bộ sẽ trả lời bạn ngay tại đây, thường trong giờ hành chính."
             )
         ]
@@ -809,8 +809,3 @@ def _local(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return moment.astimezone(VIETNAM)
-
-
-def _shorten(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bot.db import NLUModel, utcnow
+from scheduler.outbox import aware
 
 __all__ = ["ModelRecord", "ModelRegistry", "RegistryError", "RetrainBusy"]
 
@@ -70,15 +71,11 @@ class ModelRecord:
             row.decision,
             row.train_seconds,
             row.created_by,
-            _aware(row.created_at),
+            aware(row.created_at),
             row.deployed_by,
-            _aware(row.deployed_at) if row.deployed_at else None,
-            _aware(row.loaded_at) if row.loaded_at else None,
+            aware(row.deployed_at) if row.deployed_at else None,
+            aware(row.loaded_at) if row.loaded_at else None,
         )
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 class ModelRegistry:
@@ -154,7 +151,7 @@ class ModelRegistry:
                 select(NLUModel).where(NLUModel.status == "training").with_for_update()
             ).all()
             for row in running:
-                if now - _aware(row.created_at) < STALE_TRAINING:
+                if now - aware(row.created_at) < STALE_TRAINING:
                     raise RetrainBusy(
                         f"Đang huấn luyện mô hình {row.version} (do {row.created_by} bắt đầu); "
                         "hãy đợi lần đó xong."

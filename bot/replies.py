@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Button", "Citation", "Reply"]
+__all__ = ["Button", "Citation", "Reply", "shorten"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,3 +44,9 @@ class Reply:
     notice: bool = False
     edit: bool = False
     bulk: bool = False
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` on one line, cut to ``limit`` characters with "…" when longer."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

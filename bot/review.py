@@ -30,6 +30,7 @@ from bot.db import ReviewQuestion, utcnow
 from nlu.privacy import mask_personal_data
 from nlu.reviewed import add_examples
 from nlu.textnorm import ABBREVIATIONS, strip_diacritics
+from scheduler.outbox import aware
 
 __all__ = [
     "REASON_LABELS",
@@ -257,7 +258,7 @@ class ReviewQueue:
                     r.confidence,
                     _candidates(r),
                     r.status,
-                    r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=dt.UTC),
+                    aware(r.created_at),
                 )
                 for r in reversed(rows)
             ]

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from bot.members import MemberInfo
-from bot.replies import Button, Reply
+from bot.replies import Button, Reply, shorten
 from bot.review import ReviewGroup, ReviewQueue
 from knowledge.base import OUT_OF_SCOPE_INTENT, KnowledgeBase
 
@@ -134,13 +134,13 @@ class ReviewChat:
         lines = [
             f"{prefix}🔎 Nhóm #{group.id}: hỏi {group.count} lần "
             f"(còn {len(groups)} nhóm, {questions} câu chờ xem xét)",
-            f"«{_short(group.text, 300)}»",
+            f"«{shorten(group.text, 300)}»",
             f"Lý do: {group.reasons_text()}",
         ]
         others = [t for t in group.texts if t != group.text][:3]
         if others:
             lines.append("Cách hỏi khác:")
-            lines += [f"• {_short(t, 120)}" for t in others]
+            lines += [f"• {shorten(t, 120)}" for t in others]
         lines.append(f"\nChọn ý định đúng. Ý định khác: gõ /xemxet {group.id} <tên ý định>.")
         buttons = [
             Button(f"{self.intent_name(name)} ({score:.0%})", f"xx:l:{group.id}:{name}")
@@ -153,7 +153,3 @@ class ReviewChat:
             Button("⏭ Bỏ qua", f"xx:s:{group.id}"),
         ]
         return Reply("\n".join(lines), tuple(buttons), edit=edit)
-
-
-def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

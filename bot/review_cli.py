@@ -16,11 +16,13 @@ from zoneinfo import ZoneInfo
 import typer
 
 from bot.model_registry import ModelRecord, ModelRegistry, RegistryError, RetrainBusy
+from bot.replies import shorten
 from bot.retrain import Retrainer, RetrainError
 from bot.review import ReviewGroup, ReviewQueue
 from bot.settings import Settings
 from bot.wiring import cli_engine, cli_settings
 from nlu.build import TRAIN_DIR, load_examples
+from scheduler.outbox import aware
 
 __all__ = ["add_model_commands", "review_app"]
 
@@ -54,7 +56,7 @@ def _queue(settings: Settings, engine: object) -> ReviewQueue:
 
 
 def _local(moment: dt.datetime) -> str:
-    return moment.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M")
+    return f"{aware(moment).astimezone(VIETNAM):%d/%m/%Y %H:%M}"
 
 
 def _candidates(group: ReviewGroup) -> str:
@@ -103,7 +105,7 @@ def review_list(
     for group in groups[:limit]:
         skipped = " [đã bỏ qua]" if group.status == "skipped" else ""
         typer.echo(
-            f"#{group.id:<6} ×{group.count:<4} «{_short(group.text, 70)}»{skipped}\n"
+            f"#{group.id:<6} ×{group.count:<4} «{shorten(group.text, 70)}»{skipped}\n"
             f"         lý do: {group.reasons_text()}; gợi ý: {_candidates(group)}"
         )
     if len(groups) > limit:
@@ -174,10 +176,6 @@ def review_skip(group_id: GroupId, by: By = None) -> None:
         queue = _queue(settings, engine)
         count = queue.decide(_find(queue, group_id), "skipped", _by(by))
     typer.echo(f"Đã bỏ qua {count} câu của nhóm #{group_id}.")
-
-
-def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # -- nlu retrain | models | rollback ---------------------------------------------------------
@@ -268,7 +266,7 @@ def add_model_commands(nlu_app: typer.Typer) -> None:
             marker = "*" if r.status == "deployed" else " "
             typer.echo(
                 f"{marker}{r.version:<5}{r.status:<13}{(r.data_hash or '-')[:12]:<14}"
-                f"{_metrics(r):<36}{_short(deployed, 39):<40}{_local(r.created_at)}"
+                f"{_metrics(r):<36}{shorten(deployed, 39):<40}{_local(r.created_at)}"
             )
             if r.status in ("training", "refused", "failed") and r.decision:
                 typer.echo(f"       {r.decision}")

@@ -18,7 +18,7 @@ from typing import Final
 
 from bot.members import MemberInfo
 from bot.profile import ProfileOptions, folded
-from bot.replies import Button, Reply
+from bot.replies import Button, Reply, shorten
 from bot.roles import STAFF_ROLES
 from scheduler.training import (
     Registration,
@@ -142,7 +142,7 @@ class TrainingChat:
                 buttons.append(Button(f"❌ Huỷ đăng ký {number}", f"th:u:{session.id}"))
             elif session.seats_left:
                 seats = f"Còn {session.seats_left}/{session.capacity} chỗ"
-                label = f"➕ Đăng ký {number}: {_short(session.title)}"
+                label = f"➕ Đăng ký {number}: {shorten(session.title, 40)}"
                 buttons.append(Button(label, f"th:r:{session.id}"))
             else:
                 seats = "Đã hết chỗ"
@@ -239,8 +239,3 @@ def _seat_buttons(session: SessionInfo, mine: bool) -> tuple[Button, ...]:
     if session.seats_left and session.status == "scheduled":
         return (Button("➕ Đăng ký", f"th:r:{session.id}"),)
     return ()
-
-
-def _short(text: str, limit: int = 40) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

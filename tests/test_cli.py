@@ -5,34 +5,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bot.nlu_service import free_port
+from tests.processes import COOPBOT, coopbot
 
-COOPBOT = Path(sys.executable).parent / "coopbot"
 KEYS = {"text", "intent", "confidence", "entry_id", "answer", "sources", "fallback"}
 
 
 def run_cli(args: list[str], nlu_url: str, tmp_path: Path, timeout: float = 120):
-    env = {
-        **os.environ,
-        "NLU_URL": nlu_url,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
-        "LOG_LEVEL": "WARNING",
-    }
-    return subprocess.run(
-        [str(COOPBOT), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=timeout,
-        cwd=tmp_path,  # no .env of the developer's is read
-        check=False,
-    )
+    return coopbot(tmp_path, *args, env={"NLU_URL": nlu_url}, timeout=timeout)
 
 
 def test_ask_json_contract_for_a_law_question(nlu_url, tmp_path):
