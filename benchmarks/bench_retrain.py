@@ -147,11 +147,6 @@ def label_questions(database_url: str, reviewed: Path) -> int:
         engine.dispose()
 
 
-def registry_of(database_url: str, models: Path) -> tuple[ModelRegistry, object]:
-    engine = create_db_engine(database_url)
-    return ModelRegistry(engine, models), engine
-
-
 def swaps_in_log(log_path: Path) -> list[tuple[float, float]]:
     """(moment in monotonic seconds, milliseconds taken) of each hot swap the assistant logged."""
     offset = time.monotonic() - time.time()
@@ -200,8 +195,9 @@ def main() -> None:
             raise SystemExit(f"retrain failed ({retrain.returncode}):\n{out}\n{retrain.stderr}")
         timing = re.search(r"huấn luyện (\d+) s, đánh giá (\d+) s, tổng (\d+) s", out)
         loaded = re.search(r"nạp sau ([\d.]+) s", out)
-        registry, engine = registry_of(env["DATABASE_URL"], folder / "models")
-        new = registry.deployed()
+        engine = create_db_engine(env["DATABASE_URL"])
+        new = ModelRegistry(engine, folder / "models").deployed()
+        engine.dispose()
         assert new is not None
         print("retrain on the current data (coopbot nlu retrain, until the assistant uses it):")
         for line in out.splitlines():
@@ -220,7 +216,6 @@ def main() -> None:
         time.sleep(2.0)
         sent = stream.stop()
         report(sent, folder / "run.log")
-        engine.dispose()  # type: ignore[attr-defined]
     finally:
         stop(process)
     shutil.rmtree(folder, ignore_errors=True)

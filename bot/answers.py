@@ -177,13 +177,20 @@ class AnswerService:
         started = time.perf_counter()
         answer, parse, reason = await self._answer(question)
         latency = (time.perf_counter() - started) * 1000
-        if reason is None and answer.kind in (AnswerKind.ENTRY, AnswerKind.SUGGESTED):
-            confidence = answer.confidence if answer.matched_by != "search" else None
-            if confidence is None or confidence < self.review_threshold:
-                reason = "unsure" if self.review_threshold > 0 else None
+        if reason is None and self._unsure(answer):
+            reason = "unsure"
         if reason is not None:
             await self._review(question, parse, channel, reason, member_id)
         return Answer(**{**answer.__dict__, "latency_ms": latency})
+
+    def _unsure(self, answer: Answer) -> bool:
+        """An entry answered by search alone, or with an NLU confidence below the review bar."""
+        answered = answer.kind in (AnswerKind.ENTRY, AnswerKind.SUGGESTED)
+        if self.review_threshold <= 0 or not answered:
+            return False
+        if answer.matched_by == "search" or answer.confidence is None:
+            return True
+        return answer.confidence < self.review_threshold
 
     async def _review(
         self,

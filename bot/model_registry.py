@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from bot.db import NLUModel, utcnow
 from scheduler.outbox import aware
 
-__all__ = ["ModelRecord", "ModelRegistry", "RegistryError", "RetrainBusy"]
+__all__ = ["ModelRecord", "ModelRegistry", "RegistryError", "RetrainBusy", "busy_message"]
 
 STALE_TRAINING = dt.timedelta(hours=1)
 
@@ -127,6 +127,20 @@ class ModelRegistry:
             rows = session.scalars(select(NLUModel).order_by(NLUModel.id.desc()).limit(limit))
             return [ModelRecord.of(r) for r in rows]
 
+    def by_file(self, name: str) -> ModelRecord | None:
+        """The model whose file is ``name`` (a file name in MODEL_DIR)."""
+        with Session(self._engine) as session:
+            row = session.scalar(select(NLUModel).where(NLUModel.file == name).limit(1))
+            return ModelRecord.of(row) if row is not None else None
+
+    def running(self, *, now: dt.datetime | None = None) -> ModelRecord | None:
+        """The retrain in progress, if any (one older than an hour is taken for dead)."""
+        now = now or utcnow()
+        with Session(self._engine) as session:
+            rows = session.scalars(select(NLUModel).where(NLUModel.status == "training"))
+            live = [ModelRecord.of(r) for r in rows if not _stale(r, now)]
+        return live[0] if live else None
+
     def previous(self) -> ModelRecord | None:
         """The model deployed before the current one (not rolled back, file on disk)."""
         with Session(self._engine) as session:
@@ -151,24 +165,13 @@ class ModelRegistry:
                 select(NLUModel).where(NLUModel.status == "training").with_for_update()
             ).all()
             for row in running:
-                if now - aware(row.created_at) < STALE_TRAINING:
-                    raise RetrainBusy(
-                        f"Đang huấn luyện mô hình {row.version} (do {row.created_by} bắt đầu); "
-                        "hãy đợi lần đó xong."
-                    )
+                if not _stale(row, now):
+                    raise RetrainBusy(busy_message(ModelRecord.of(row)))
                 row.status = "failed"
                 row.decision = "bị bỏ dở (tiến trình dừng giữa chừng)"
-            row = NLUModel(
-                version=f"tmp-{uuid.uuid4().hex[:12]}",
-                status="training",
-                created_by=by,
-                created_at=now,
-                decision="bắt đầu",
+            row = _add(
+                session, status="training", created_by=by, created_at=now, decision="bắt đầu"
             )
-            session.add(row)
-            session.flush()
-            row.version = f"v{row.id}"
-            session.flush()
             return ModelRecord.of(row)
 
     def progress(self, model_id: int, step: str) -> None:
@@ -251,18 +254,14 @@ class ModelRegistry:
     def register_existing(self, path: Path, by: str) -> ModelRecord:
         """Records a model trained outside a retrain (``coopbot nlu train``) as deployed."""
         with Session(self._engine) as session, session.begin():
-            row = NLUModel(
-                version=f"tmp-{uuid.uuid4().hex[:12]}",
+            model_id = _add(
+                session,
                 file=path.name,
                 data_hash=path.name.removeprefix("nlu-").removesuffix(".tar.gz"),
                 status="candidate",
                 created_by=by,
                 decision="mô hình có sẵn khi khởi động, chưa đánh giá",
-            )
-            session.add(row)
-            session.flush()
-            row.version = f"v{row.id}"
-            model_id = row.id
+            ).id
         return self.deploy(model_id, by)
 
     def fill_metrics(self, model_id: int, metrics: dict[str, Any]) -> None:
@@ -280,3 +279,25 @@ class ModelRegistry:
             session.execute(
                 update(NLUModel).where(NLUModel.id == model_id).values(loaded_at=utcnow())
             )
+
+
+def busy_message(record: ModelRecord) -> str:
+    """What an admin is told when a retrain is already running (Vietnamese)."""
+    return (
+        f"Đang huấn luyện mô hình {record.version} (do {record.created_by} bắt đầu); "
+        "hãy đợi lần đó xong."
+    )
+
+
+def _stale(row: NLUModel, now: dt.datetime) -> bool:
+    return now - aware(row.created_at) >= STALE_TRAINING
+
+
+def _add(session: Session, **fields: Any) -> NLUModel:
+    """Inserts a registry row and names it ``v<id>``."""
+    row = NLUModel(version=f"tmp-{uuid.uuid4().hex[:12]}", **fields)
+    session.add(row)
+    session.flush()
+    row.version = f"v{row.id}"
+    session.flush()
+    return row

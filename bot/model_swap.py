@@ -39,7 +39,7 @@ def serving_model(registry: ModelRegistry, reviewed: Path | None, *, record: boo
         path = registry.path(deployed)
         if path is not None:
             current = pick_model(registry.model_dir, reviewed)
-            if current.name != path.name and registry_lacks(registry, current):
+            if current.name != path.name and registry.by_file(current.name) is None:
                 log.warning(
                     "%s was trained from the current data but the registry deploys %s (%s); "
                     "run `coopbot nlu retrain` to evaluate and deploy the current data",
@@ -54,11 +54,6 @@ def serving_model(registry: ModelRegistry, reviewed: Path | None, *, record: boo
         first = registry.register_existing(model, "khởi động")
         log.info("model registry: %s recorded as %s (deployed)", model.name, first.version)
     return model
-
-
-def registry_lacks(registry: ModelRegistry, model: Path) -> bool:
-    """True when no registry row names the file ``model``."""
-    return all(r.file != model.name for r in registry.latest(limit=200))
 
 
 class ModelKeeper:

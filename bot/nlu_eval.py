@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 from bot.nlu_client import NLUClient
@@ -10,18 +12,36 @@ from bot.settings import Settings
 from nlu.build import TEST_DIR, load_examples
 from nlu.evaluate import Prediction
 
-__all__ = ["predict_split", "predict_with_model"]
+__all__ = ["predict", "predict_split", "predict_with_model", "split_pairs"]
+
+
+async def predict(
+    url: str,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    concurrency: int = 1,
+    timeout: float = 10.0,
+) -> list[Prediction]:
+    """Parses each ``(text, expected intent)`` through the NLU service at ``url``, in order."""
+    limit = asyncio.Semaphore(concurrency)
+    async with NLUClient(url, timeout=timeout) as client:
+
+        async def one(text: str, expected: str) -> Prediction:
+            async with limit:
+                result = await client.parse(text)
+            return Prediction(text, expected, result.intent, result.confidence)
+
+        return list(await asyncio.gather(*(one(t, e) for t, e in pairs)))
+
+
+def split_pairs(directory: Path = TEST_DIR) -> list[tuple[str, str]]:
+    """The ``(text, intent)`` pairs of a split (default: the held-out one)."""
+    return [(t, intent) for intent, texts in load_examples(directory).items() for t in texts]
 
 
 async def predict_split(url: str, directory: Path = TEST_DIR) -> list[Prediction]:
     """Parses every held-out question through the NLU service at ``url``."""
-    predictions = []
-    async with NLUClient(url, timeout=10.0) as client:
-        for intent, questions in load_examples(directory).items():
-            for text in questions:
-                result = await client.parse(text)
-                predictions.append(Prediction(text, intent, result.intent, result.confidence))
-    return predictions
+    return await predict(url, split_pairs(directory))
 
 
 async def predict_with_model(settings: Settings, model: Path) -> list[Prediction]:

@@ -26,23 +26,22 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from bot.members import MemberInfo
-from bot.model_registry import ModelRecord, ModelRegistry, RetrainBusy
+from bot.model_registry import ModelRecord, ModelRegistry, RetrainBusy, busy_message
 from bot.model_swap import ModelKeeper, serving_model
 from bot.nlu_client import NLUClient, NLUError
+from bot.nlu_eval import predict, split_pairs
 from bot.nlu_service import NLUService
 from bot.replies import Reply
 from bot.review_chat import person
 from bot.sending import SendError, Senders
 from bot.settings import Settings
 from nlu.build import (
-    TEST_DIR,
     NLUBuildError,
     fingerprint,
-    load_examples,
     train_model,
     training_set,
 )
-from nlu.evaluate import Prediction, Report, evaluate
+from nlu.evaluate import Report, evaluate
 
 __all__ = ["ChatRetrain", "RetrainError", "RetrainOutcome", "Retrainer", "Scores", "compare"]
 
@@ -153,18 +152,6 @@ def _figures(scores: Scores) -> str:
     return text
 
 
-async def _predict(url: str, pairs: Sequence[tuple[str, str]]) -> list[Prediction]:
-    limit = asyncio.Semaphore(_EVAL_CONCURRENCY)
-    async with NLUClient(url, timeout=30.0) as client:
-
-        async def one(text: str, expected: str) -> Prediction:
-            async with limit:
-                result = await client.parse(text)
-            return Prediction(text, expected, result.intent, result.confidence)
-
-        return list(await asyncio.gather(*(one(t, e) for t, e in pairs)))
-
-
 class Retrainer:
     """Runs one retrain from start to end."""
 
@@ -189,7 +176,8 @@ class Retrainer:
         """Retrains; raises RetrainBusy when another retrain runs, RetrainError when it fails."""
         started = time.monotonic()
         reviewed_path = self.settings.reviewed_data
-        data_hash = fingerprint(reviewed=reviewed_path)
+        # File reading and hashing off the event loop: in `coopbot run` members are served on it.
+        data_hash = await asyncio.to_thread(fingerprint, reviewed=reviewed_path)
         deployed = await asyncio.to_thread(self.registry.deployed)
         if deployed is None:
             # Never started with `coopbot run`: record the model in use, to compare with it.
@@ -217,7 +205,7 @@ class Retrainer:
         started: float,
     ) -> RetrainOutcome:
         settings = self.settings
-        data = training_set(settings.reviewed_data)
+        data = await asyncio.to_thread(training_set, settings.reviewed_data)
         total = sum(len(v) for v in data.examples.values())
         await self._say(
             record,
@@ -260,7 +248,7 @@ class Retrainer:
             done = f"Đã huấn luyện xong trong {train_seconds:.0f} s; đang đánh giá..."
             await self._say(record, done)
             eval_started = time.monotonic()
-            heldout = [(t, i) for i, texts in load_examples(TEST_DIR).items() for t in texts]
+            heldout = await asyncio.to_thread(split_pairs)
             labelled = [(t, i) for i, texts in data.reviewed.items() for t in texts]
             old_scores = None
             if scratch is None:
@@ -300,7 +288,7 @@ class Retrainer:
         decision = "không kém mô hình đang dùng" if not reasons else "; ".join(reasons)
         if force and reasons:
             decision = "triển khai bắt buộc (--force): " + decision
-        await asyncio.to_thread(
+        record = await asyncio.to_thread(
             self.registry.finish,
             record.id,
             "candidate" if deploy else "refused",
@@ -310,8 +298,6 @@ class Retrainer:
         if deploy:
             by = record.created_by or ""
             record = await asyncio.to_thread(self.registry.deploy, record.id, by)
-        else:
-            record = self.registry.by_id(record.id) or record
         return RetrainOutcome(
             "deployed" if deploy else "refused",
             record,
@@ -327,18 +313,9 @@ class Retrainer:
         self, url: str, heldout: Sequence[tuple[str, str]], labelled: Sequence[tuple[str, str]]
     ) -> Scores:
         return Scores(
-            evaluate(await _predict(url, heldout)), evaluate(await _predict(url, labelled))
+            evaluate(await predict(url, heldout, concurrency=_EVAL_CONCURRENCY, timeout=30.0)),
+            evaluate(await predict(url, labelled, concurrency=_EVAL_CONCURRENCY, timeout=30.0)),
         )
-
-    async def wait_loaded(self, record: ModelRecord, timeout: float) -> ModelRecord | None:
-        """Waits until a running assistant serves ``record``; None when none did in time."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            current = await asyncio.to_thread(self.registry.by_id, record.id)
-            if current is not None and current.loaded_at is not None:
-                return current
-            await asyncio.sleep(0.5)
-        return None
 
 
 class ChatRetrain:
@@ -359,12 +336,9 @@ class ChatRetrain:
         if self._task is not None and not self._task.done():
             return Reply("⏳ Đang huấn luyện lại mô hình; kết quả sẽ được báo khi xong.")
         registry = ModelRegistry(self.engine, self.settings.model_dir)
-        running = [m for m in await asyncio.to_thread(registry.latest, 5) if m.status == "training"]
-        if running:
-            return Reply(
-                f"⏳ Mô hình {running[0].version} đang được huấn luyện "
-                f"(do {running[0].created_by} bắt đầu); hãy đợi lần đó xong."
-            )
+        running = await asyncio.to_thread(registry.running)
+        if running is not None:
+            return Reply(f"⏳ {busy_message(running)}")
         self._task = asyncio.create_task(self._run(member), name="nlu-retrain")
         return Reply(
             "⏳ Đã bắt đầu huấn luyện lại mô hình NLU từ dữ liệu hiện có và các câu hỏi đã gán "

@@ -173,8 +173,6 @@ class _Row:
     text: str
     words: frozenset[str]
     reason: str
-    intent: str | None
-    confidence: float | None
     candidates: tuple[tuple[str, float], ...]
     status: str
     created_at: dt.datetime
@@ -254,8 +252,6 @@ class ReviewQueue:
                     r.text,
                     words(r.text),
                     r.reason,
-                    r.intent,
-                    r.confidence,
                     _candidates(r),
                     r.status,
                     aware(r.created_at),
@@ -267,18 +263,9 @@ class ReviewQueue:
 
     def group(self, group_id: int) -> ReviewGroup | None:
         """The open or skipped group whose first question is ``group_id``, or that holds it."""
-        for group in self.groups(("open", "skipped")):
-            if group.id == group_id:
-                return group
-        for group in self.groups(("open", "skipped")):
-            if group_id in group.question_ids:
-                return group
-        return None
-
-    def count_open(self) -> tuple[int, int]:
-        """(open groups, open questions)."""
-        groups = self.groups()
-        return len(groups), sum(g.count for g in groups)
+        groups = self.groups(("open", "skipped"))
+        by_first = next((g for g in groups if g.id == group_id), None)
+        return by_first or next((g for g in groups if group_id in g.question_ids), None)
 
     def label(
         self, group: ReviewGroup, intent: str, by: str, *, now: dt.datetime | None = None

@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import getpass
 import os
+import time
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -192,13 +193,18 @@ def _metrics(record: ModelRecord) -> str:
     return text
 
 
-def _wait_loaded(retrainer: Retrainer, record: ModelRecord, wait: float) -> None:
+def _wait_loaded(registry: ModelRegistry, record: ModelRecord, wait: float) -> None:
+    """Waits until a running assistant serves ``record`` (it stamps ``loaded_at``)."""
     if wait <= 0:
         typer.echo("Trợ lý đang chạy sẽ tự nạp mô hình này.")
         return
     typer.echo(f"Đang chờ trợ lý đang chạy nạp {record.version} (tối đa {wait:.0f} s)...")
-    loaded = asyncio.run(retrainer.wait_loaded(record, wait))
-    if loaded is None:
+    deadline = time.monotonic() + wait
+    loaded = registry.by_id(record.id)
+    while (loaded is None or loaded.loaded_at is None) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        loaded = registry.by_id(record.id)
+    if loaded is None or loaded.loaded_at is None:
         typer.echo(
             "Chưa có trợ lý nào nạp mô hình này (có thể không có `coopbot run` nào đang chạy); "
             "lần khởi động tới sẽ dùng nó."
@@ -233,10 +239,7 @@ def add_model_commands(nlu_app: typer.Typer) -> None:
             retrainer = Retrainer(settings, engine, progress=lambda line: typer.echo(line))
             try:
                 outcome = asyncio.run(retrainer.run(_by(by), force=force))
-            except RetrainBusy as exc:
-                typer.echo(str(exc), err=True)
-                raise typer.Exit(1) from exc
-            except RetrainError as exc:
+            except (RetrainBusy, RetrainError) as exc:
                 typer.echo(str(exc), err=True)
                 raise typer.Exit(1) from exc
             typer.echo(outcome.summary())
@@ -244,7 +247,7 @@ def add_model_commands(nlu_app: typer.Typer) -> None:
                 typer.echo("Dùng --force để vẫn triển khai.")
                 raise typer.Exit(3)
             if outcome.status == "deployed" and outcome.record is not None:
-                _wait_loaded(retrainer, outcome.record, wait)
+                _wait_loaded(retrainer.registry, outcome.record, wait)
 
     @nlu_app.command("models")
     def nlu_models(
@@ -282,12 +285,12 @@ def add_model_commands(nlu_app: typer.Typer) -> None:
         """Deploy the model deployed before the current one (or --to VERSION)."""
         settings = cli_settings()
         with cli_engine() as engine:
-            retrainer = Retrainer(settings, engine)
+            registry = ModelRegistry(engine, settings.model_dir)
             try:
-                old, new = retrainer.registry.rollback(_by(by), to)
+                old, new = registry.rollback(_by(by), to)
             except RegistryError as exc:
                 typer.echo(str(exc), err=True)
                 raise typer.Exit(1) from exc
             was = f" thay cho {old.version}" if old is not None else ""
             typer.echo(f"Đã triển khai lại {new.version}{was}.")
-            _wait_loaded(retrainer, new, wait)
+            _wait_loaded(registry, new, wait)
