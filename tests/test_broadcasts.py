@@ -166,13 +166,18 @@ def test_delivery_blocked_rate_limited_retried_and_failed(sqlite_engine):
     assert progress.broadcast.status == "done"
 
 
-def test_cancel_stops_the_rest_and_progress_reports_rate(sqlite_engine):
-    members = MemberStore(sqlite_engine)
-    for i in range(10):
-        members.touch("telegram", f"m{i}", f"m{i}", None)
+def broadcast_to(engine: Engine, members: int, text: str) -> tuple[Clock, BroadcastStore, Any]:
+    """``members`` Telegram members and a broadcast to all of them, on a settable clock."""
+    store_members = MemberStore(engine)
+    for i in range(members):
+        store_members.touch("telegram", f"m{i}", f"m{i}", None)
     clock = Clock(vn(2027, 1, 5, 9, 0))
-    store = BroadcastStore(sqlite_engine, Outbox(sqlite_engine, clock), clock)
-    created = store.create("Thông báo", Segment(), "test")
+    store = BroadcastStore(engine, Outbox(engine, clock), clock)
+    return clock, store, store.create(text, Segment(), "test")
+
+
+def test_cancel_stops_the_rest_and_progress_reports_rate(sqlite_engine):
+    clock, store, created = broadcast_to(sqlite_engine, 10, "Thông báo")
     outbox = Outbox(sqlite_engine, clock)
     for item in outbox.due(4):
         assert outbox.claim(item.id)
@@ -271,12 +276,7 @@ def test_members_role_filter_uses_the_stored_role(sqlite_engine):
 
 
 def test_two_workers_never_send_the_same_row(db_engine):
-    members = MemberStore(db_engine)
-    for i in range(300):
-        members.touch("telegram", f"m{i}", f"m{i}", None)
-    clock = Clock(vn(2027, 1, 5, 9, 0))
-    store = BroadcastStore(db_engine, Outbox(db_engine, clock), clock)
-    created = store.create("Hai tiến trình gửi cùng lúc", Segment(), "test")
+    clock, store, created = broadcast_to(db_engine, 300, "Hai tiến trình gửi cùng lúc")
     recorders = [Recorder(), Recorder()]
     services = [_service(db_engine, clock, recorder) for recorder in recorders]
     for service in services:
