@@ -51,19 +51,19 @@ EXTRA_RULES = (
     {
         "id": "bao_cao_thang_15",
         "title": "Báo cáo tình hình hoạt động tháng (thử nghiệm)",
-        "basis": "benchmark",
+        "basis": [{"refs": [{"doc": "17/2023/QH15"}]}],
         "recurrence": {"kind": "monthly", "day": 15},
     },
     {
         "id": "bao_cao_quy_thu",
         "title": "Báo cáo quý (thử nghiệm)",
-        "basis": "benchmark",
+        "basis": [{"refs": [{"doc": "17/2023/QH15"}]}],
         "recurrence": {"kind": "quarterly"},
     },
     {
         "id": "bao_cao_nam_3103",
         "title": "Báo cáo năm 31/03 (thử nghiệm)",
-        "basis": "benchmark",
+        "basis": [{"refs": [{"doc": "17/2023/QH15"}]}],
         "recurrence": {"kind": "annual", "month": 3, "day": 31},
     },
 )

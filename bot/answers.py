@@ -15,6 +15,7 @@ Order of decisions (ARCHITECTURE.md "Answering a question"):
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import enum
 import logging
 import random
@@ -27,15 +28,28 @@ from bot.nlu_client import NLUClient, NLUError, ParseResult
 from bot.replies import Button, Citation, Reply
 from bot.review import ReviewLog
 from knowledge.base import CHITCHAT_INTENTS, OUT_OF_SCOPE_INTENT, Entry, KnowledgeBase
+from knowledge.law.corpus import LegalCorpus, default_corpus
 from knowledge.search import KnowledgeSearch, SearchHit
 from nlu.textnorm import clean_text
 
-__all__ = ["Answer", "AnswerKind", "AnswerService", "render_entry"]
+__all__ = [
+    "Answer",
+    "AnswerKind",
+    "AnswerService",
+    "citations",
+    "quote_button",
+    "render_entry",
+]
 
 log = logging.getLogger(__name__)
 
 _NLU_MAX_CHARS = 500  # the classifier gains nothing from longer texts
 LIENHE_BUTTON = Button("🙋 Hỏi cán bộ (/lienhe)", "cmd:lienhe")
+
+
+def quote_button(entry: Entry) -> Button:
+    """The choice that shows the entry's basis verbatim."""
+    return Button("📜 Nguyên văn", f"law:{entry.id}")
 
 FALLBACK_TEXT = (
     "Xin lỗi, mình chưa có câu trả lời chắc chắn cho câu hỏi này nên không muốn "
@@ -65,17 +79,34 @@ def format_date(value: Any) -> str:
     return f"{value.day:02d}/{value.month:02d}/{value.year}"
 
 
-def render_entry(entry: Entry) -> str:
-    """Renders an entry as plain text: title, answer, legal basis and last-checked date."""
-    articles: dict[str, list[str]] = {}
-    for b in entry.basis:
-        cited = articles.setdefault(b.document, [])
-        if b.article.strip() not in ("", "-") and b.article not in cited:
-            cited.append(b.article)
-    basis = "; ".join(", ".join([doc, *arts]) for doc, arts in articles.items())
-    parts = [entry.title, "", entry.answer, "", f"📘 Căn cứ: {basis}"]
+def render_entry(entry: Entry, corpus: LegalCorpus, today: dt.date | None = None) -> str:
+    """Renders an entry as plain text: title, answer, legal basis and last-checked date.
+
+    The basis is generated from the entry's references. A cited document that is
+    not in force on ``today`` (replaced after the entry was written, or not yet in
+    force) is named with a warning, so an outdated answer is never shown as current.
+    """
+    parts = [entry.title, "", entry.answer, "", f"📘 Căn cứ: {corpus.cite(entry.basis)}"]
     parts.append(f"🗓 Cập nhật: {format_date(entry.checked)}")
+    for doc in corpus.current(entry.basis, today or dt.date.today()):
+        status = doc.status_on(today or dt.date.today())
+        successor = corpus.register.get(doc.replaced_by) if doc.replaced_by else None
+        instead = f", thay bằng {successor.name}" if successor else ""
+        parts.append(
+            f"⚠️ Lưu ý: {doc.name} {status.label}{instead}. Câu trả lời này đang chờ cập "
+            "nhật theo văn bản mới; gõ /lienhe để hỏi cán bộ trước khi làm theo."
+        )
     return "\n".join(parts)
+
+
+def citations(entry: Entry, corpus: LegalCorpus) -> tuple[Citation, ...]:
+    """The entry's references as citations: document name, article label, id, quotable."""
+    result = []
+    for ref in entry.basis:
+        doc = corpus.register.get(ref.doc)
+        quotable = doc is not None and doc.has_text and ref.article is not None
+        result.append(Citation(doc.name if doc else ref.doc, ref.label, ref.id, quotable))
+    return tuple(result)
 
 
 @dataclass(frozen=True)
@@ -93,6 +124,7 @@ class Answer:
     matched_by: str | None = None
     latency_ms: float = 0.0
     extra_buttons: tuple[Button, ...] = field(default=())
+    citations: tuple[Citation, ...] = ()
 
     @property
     def fallback(self) -> bool:
@@ -100,20 +132,21 @@ class Answer:
         return self.kind is AnswerKind.FALLBACK
 
     def buttons(self) -> tuple[Button, ...]:
-        """The choices offered with the answer: related or suggested topics, then staff."""
+        """The choices offered with the answer: the law verbatim, related topics, then staff."""
         topics = tuple(Button(e.title, f"faq:{e.id}") for e in self.suggestions)
         if self.kind is AnswerKind.CHITCHAT:
             return topics
-        return (*topics, *self.extra_buttons, LIENHE_BUTTON)
+        law = (quote_button(self.entry),) if self.entry and self.quotable else ()
+        return (*law, *topics, *self.extra_buttons, LIENHE_BUTTON)
+
+    @property
+    def quotable(self) -> bool:
+        """True when the answer cites a clause whose text we hold."""
+        return any(c.quotable for c in self.citations)
 
     def to_replies(self) -> list[Reply]:
         """The answer as channel-neutral replies."""
-        citations = (
-            tuple(Citation(b.document, b.article) for b in self.entry.basis)
-            if (self.entry is not None)
-            else ()
-        )
-        return [Reply(self.text, self.buttons(), citations)]
+        return [Reply(self.text, self.buttons(), self.citations)]
 
     def to_json(self) -> dict[str, Any]:
         """The JSON contract of ``coopbot ask --json``."""
@@ -124,8 +157,8 @@ class Answer:
             "entry_id": self.entry.id if self.entry else None,
             "answer": self.text,
             "sources": [
-                {"document": b.document, "article": b.article}
-                for b in (self.entry.basis if self.entry else ())
+                {"document": c.document, "article": c.article, "clause_id": c.ref_id}
+                for c in self.citations
             ],
             "fallback": self.fallback,
             "kind": self.kind.value,
@@ -151,6 +184,7 @@ class AnswerService:
         review_log: ReviewLog | None = None,
         review_threshold: float = 0.0,
         rng: random.Random | None = None,
+        corpus: LegalCorpus | None = None,
     ) -> None:
         """Wires the service; ``nlu=None`` answers from lexical search only.
 
@@ -166,6 +200,7 @@ class AnswerService:
         self.review_log = review_log
         self.review_threshold = review_threshold
         self._rng = rng or random.Random()
+        self.corpus = corpus or default_corpus()
 
     async def answer(
         self, question: str, *, channel: str = "cli", member_id: int | None = None
@@ -282,7 +317,7 @@ class AnswerService:
     def _entry_answer(
         self, question: str, entry: Entry, parse: ParseResult | None, kind: AnswerKind, by: str
     ) -> Answer:
-        text = render_entry(entry)
+        text = render_entry(entry, self.corpus)
         if kind is AnswerKind.SUGGESTED:
             text = f"Có phải bạn hỏi về «{entry.title}»?\n\n{text}"
         related = tuple(e for r in entry.related if (e := self.kb.get(r)) is not None)
@@ -296,6 +331,7 @@ class AnswerService:
             suggestions=related,
             nlu_available=parse is not None,
             matched_by=by,
+            citations=citations(entry, self.corpus),
         )
 
     def _fallback(

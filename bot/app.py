@@ -64,6 +64,7 @@ from bot.sending import Senders
 from bot.settings import Settings
 from bot.subscriptions import SubscriptionStore
 from knowledge.base import load_knowledge_base
+from knowledge.law.corpus import LegalCorpus
 from knowledge.search import KnowledgeSearch
 from nlu.build import TRAIN_DIR, load_examples
 from scheduler.deadlines import load_rules
@@ -210,6 +211,7 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
     try:
         await asyncio.to_thread(upgrade_db, engine)
         kb = load_knowledge_base()
+        corpus = LegalCorpus.load()  # a text whose hash the register does not know stops here
         examples = load_examples(TRAIN_DIR)
         search = KnowledgeSearch(kb, examples)
         registry = ModelRegistry(engine, settings.model_dir)
@@ -230,6 +232,7 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
                 search_min_coverage=settings.search_min_coverage,
                 review_log=ReviewLog(engine),
                 review_threshold=settings.review_confidence_threshold,
+                corpus=corpus,
             )
             senders = Senders()
             keeper = ModelKeeper(registry, nlu, settings.nlu_model_poll_seconds)

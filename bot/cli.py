@@ -19,6 +19,8 @@ from bot.app import serve
 from bot.broadcast_cli import broadcast_app
 from bot.channels.zalo_client import ZaloError
 from bot.db import create_db_engine, current_revision, upgrade_db
+from bot.law_chat import LawChat
+from bot.law_cli import law_app
 from bot.nlu_eval import predict_split, predict_with_model
 from bot.nlu_service import NLUService, ensure_nlu_service, pick_model
 from bot.review_cli import add_model_commands, review_app
@@ -47,6 +49,7 @@ app.add_typer(reminders_app, name="reminders")
 app.add_typer(users_app, name="users")
 app.add_typer(broadcast_app, name="broadcast")
 app.add_typer(review_app, name="review")
+app.add_typer(law_app, name="law")
 add_model_commands(nlu_app)
 
 
@@ -145,7 +148,9 @@ def _chat_turn(service: AnswerService, last: Answer | None, line: str) -> str | 
         return f"Hãy chọn một số từ 1 đến {len(buttons)}."
     payload = buttons[index].payload
     if payload.startswith("faq:") and (entry := service.kb.get(payload[4:])):
-        return render_entry(entry)
+        return render_entry(entry, service.corpus)
+    if payload.startswith("law:"):
+        return LawChat(service.corpus, service.kb).quotes(payload[4:]).text
     return _chat_turn(service, None, "/lienhe")
 
 
@@ -228,7 +233,7 @@ def deadlines(
         caveat = " [cần kiểm tra lại]" if due.rule.unconfirmed else ""
         typer.echo(
             f"{format_date(due.date)}  {due.rule.title} — {due.period}{moved} — "
-            f"{due.rule.basis}{caveat}"
+            f"{due.rule.basis_text(due.date)}{caveat}"
         )
 
 

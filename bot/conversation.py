@@ -20,14 +20,23 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from bot.answers import Answer, AnswerKind, AnswerService, format_date, render_entry
+from bot.answers import (
+    Answer,
+    AnswerKind,
+    AnswerService,
+    citations,
+    format_date,
+    quote_button,
+    render_entry,
+)
 from bot.broadcast_chat import BroadcastChat
 from bot.broadcasts import BroadcastStore
 from bot.handovers import HandoverStore
+from bot.law_chat import LawChat
 from bot.members import LastAdminError, MemberInfo, MemberStore
 from bot.message_log import MessageLogStore
 from bot.profile import PROFILE_STEPS, ProfileOptions, ProfileStep
-from bot.replies import Button, Citation, Reply, shorten
+from bot.replies import Button, Reply, shorten
 from bot.review_chat import ReviewChat
 from bot.roles import ROLE_LABELS, STAFF_ROLES, parse_person, parse_role
 from bot.sending import RecipientBlocked, SendError, Senders
@@ -56,6 +65,7 @@ HELP: Final = (
     "Cách dùng Trợ lý HTX:\n"
     "• Gõ câu hỏi bằng tiếng Việt (có dấu hoặc không dấu).\n"
     "• /faq: tra cứu câu hỏi theo chủ đề\n"
+    "• /dieu 33: đọc nguyên văn Điều 33 Luật HTX 2023 (/dieu 48 295/2026: điều của nghị định)\n"
     "• /hoso: khai báo tỉnh, loại hình HTX, vai trò, kỳ khai thuế\n"
     "• /lichnop: các hạn nộp thuế, báo cáo sắp tới của HTX bạn\n"
     "• /nhacnho: chọn các hạn nộp muốn được nhắc\n"
@@ -174,6 +184,7 @@ class Conversation:
             BroadcastChat(broadcasts, profile_options) if broadcasts is not None else None
         )
         self.review = review
+        self.law = LawChat(answers.corpus, kb)
         self.on_reminders_changed = on_reminders_changed
         self.clock = clock or _utcnow
 
@@ -229,6 +240,8 @@ class Conversation:
                 return [Reply(HELP, MENU_BUTTONS)]
             case "faq" | "tracuu":
                 return [self._categories()]
+            case "dieu" | "luat":
+                return [self.law.command(args)]
             case "hoso":
                 return [self._profile_summary(member)]
             case "lienhe":
@@ -292,6 +305,10 @@ class Conversation:
                 if entry is None:
                     return [Reply(STALE_CHOICE, notice=True)]
                 return [await self._entry_reply(member, entry)]
+            case "law":
+                return [self.law.quotes(rest)]
+            case "dieu":
+                return [self.law.page(rest)]
             case "more":
                 entry = self.kb.get(rest)
                 if entry is None or not entry.detail:
@@ -404,10 +421,12 @@ class Conversation:
 
     def _entry_reply_unlogged(self, entry: Entry) -> Reply:
         buttons = _related_buttons(self.kb, entry)
+        cited = citations(entry, self.answers.corpus)
+        if any(c.quotable for c in cited):
+            buttons = (quote_button(entry), *buttons)
         if entry.detail:
             buttons = (Button("📖 Xem chi tiết", f"more:{entry.id}"), *buttons)
-        citations = tuple(Citation(b.document, b.article) for b in entry.basis)
-        return Reply(render_entry(entry), buttons, citations)
+        return Reply(render_entry(entry, self.answers.corpus), buttons, cited)
 
     async def _feedback(self, member: MemberInfo, rest: str) -> Reply:
         value, _, id_text = rest.partition(":")
@@ -619,7 +638,7 @@ class Conversation:
             lines.append(
                 f"\n• {format_deadline(due.date)} ({when}): {due.rule.title} — {due.period}"
             )
-            lines.append(f"  Căn cứ: {due.rule.basis}")
+            lines.append(f"  Căn cứ: {due.rule.basis_text(due.date)}")
             if due.moved:
                 lines.append(f"  (hạn gốc {format_deadline(due.nominal)} là ngày nghỉ nên dời sang "
                              "ngày làm việc kế tiếp)")  # fmt: skip
@@ -627,7 +646,10 @@ class Conversation:
                 lines.append(
                     "  Hạn này cần kiểm tra lại với cơ quan thuế; gõ /lienhe để hỏi cán bộ."
                 )
-        lines.append("\nViệc dời hạn khi rơi vào ngày nghỉ cũng cần kiểm tra lại với cơ quan thuế.")
+        lines.append(
+            "\nHạn nộp hồ sơ khai thuế rơi vào ngày nghỉ được tính sang ngày làm việc liền kề "
+            "sau đó (Nghị định 252/2026/NĐ-CP, Điều 3 khoản 7)."
+        )
         buttons: tuple[Button, ...] = ()
         if member.vat_period is None or member.coop_type is None:
             lines.append(

@@ -12,7 +12,8 @@ class Button:
     """A choice offered to the member; ``payload`` is what choosing it sends back.
 
     Payloads: ``faq:<entry_id>`` opens an entry, ``cmd:<name>`` runs a command
-    (``cmd:lienhe`` hands over to staff).
+    (``cmd:lienhe`` hands over to staff), ``law:<entry_id>`` shows the entry's
+    basis verbatim, ``dieu:<document-slug>:<article>:<page>`` pages an article.
     """
 
     label: str
@@ -21,10 +22,17 @@ class Button:
 
 @dataclass(frozen=True, slots=True)
 class Citation:
-    """The legal basis shown under an answer."""
+    """One reference of the legal basis shown under an answer.
+
+    ``document`` is the document's name ("Luật HTX 2023 (17/2023/QH15)"),
+    ``article`` the unit ("Điều 33 khoản 1", empty for a whole document) and
+    ``ref_id`` the corpus id ("17/2023/QH15:d33:k1").
+    """
 
     document: str
     article: str
+    ref_id: str = ""
+    quotable: bool = False  # the text is held and can be shown verbatim
 
 
 @dataclass(frozen=True, slots=True)

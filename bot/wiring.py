@@ -20,6 +20,7 @@ from bot.nlu_service import ensure_nlu_service
 from bot.review import ReviewLog
 from bot.settings import Settings, load_settings
 from knowledge.base import load_knowledge_base
+from knowledge.law.corpus import LegalCorpus
 from knowledge.search import KnowledgeSearch
 from nlu.build import TRAIN_DIR, load_examples
 
@@ -45,6 +46,7 @@ async def answer_service(
 ) -> AsyncIterator[AnswerService]:
     """Builds the answer service (starting the NLU service if needed) and closes it after use."""
     kb = load_knowledge_base()
+    corpus = LegalCorpus.load()
     search = KnowledgeSearch(kb, load_examples(TRAIN_DIR))
     engine = create_db_engine(settings.database_url)
     upgrade_db(engine)
@@ -59,6 +61,7 @@ async def answer_service(
             search_min_coverage=settings.search_min_coverage,
             review_log=ReviewLog(engine),
             review_threshold=settings.review_confidence_threshold,
+            corpus=corpus,
         )
 
     try:

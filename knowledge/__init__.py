@@ -3,24 +3,24 @@
 from knowledge.base import (
     CHITCHAT_INTENTS,
     OUT_OF_SCOPE_INTENT,
-    Basis,
     Category,
     Entry,
     KnowledgeBase,
     KnowledgeBaseError,
     load_knowledge_base,
 )
+from knowledge.law.references import Reference
 from knowledge.search import KnowledgeSearch, SearchHit
 
 __all__ = [
     "CHITCHAT_INTENTS",
     "OUT_OF_SCOPE_INTENT",
-    "Basis",
     "Category",
     "Entry",
     "KnowledgeBase",
     "KnowledgeBaseError",
     "KnowledgeSearch",
+    "Reference",
     "SearchHit",
     "load_knowledge_base",
 ]

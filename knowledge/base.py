@@ -19,13 +19,21 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from knowledge.law.references import Reference
 
 __all__ = [
     "CHITCHAT_INTENTS",
     "DEFAULT_KNOWLEDGE_DIR",
     "OUT_OF_SCOPE_INTENT",
-    "Basis",
     "Category",
     "Entry",
     "KnowledgeBase",
@@ -43,15 +51,6 @@ class KnowledgeBaseError(ValueError):
     """A knowledge-base file is missing, malformed or inconsistent."""
 
 
-class Basis(BaseModel):
-    """The legal basis of an answer: a document with its number, and an article."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    document: str = Field(min_length=3)
-    article: str = Field(min_length=1)
-
-
 class Entry(BaseModel):
     """One knowledge-base entry, answering one NLU intent (its ``id``)."""
 
@@ -62,15 +61,24 @@ class Entry(BaseModel):
     title: str = Field(min_length=3, max_length=120)
     answer: str = Field(min_length=20, max_length=700)
     detail: str | None = Field(default=None, max_length=2000)
-    basis: tuple[Basis, ...] = Field(min_length=1)
+    basis: tuple[Reference, ...] = Field(min_length=1)
     checked: dt.date
     unconfirmed: bool = False
+    missing_source: str | None = None
     related: tuple[str, ...] = ()
 
     @field_validator("answer", "title", "detail")
     @classmethod
     def _strip(cls, value: str | None) -> str | None:
         return value.strip() if value is not None else None
+
+    @model_validator(mode="after")
+    def _hedged_with_reason(self) -> Entry:
+        if self.unconfirmed and not self.missing_source:
+            raise ValueError("an unconfirmed entry says which text is missing (missing_source)")
+        if self.missing_source and not self.unconfirmed:
+            raise ValueError("missing_source is only for unconfirmed entries")
+        return self
 
 
 @dataclass(frozen=True, slots=True)

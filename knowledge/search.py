@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from knowledge.base import Entry, KnowledgeBase
 from nlu.segmenter import segment
+from nlu.textnorm import normalize_word
 
-__all__ = ["STOPWORDS", "KnowledgeSearch", "SearchHit", "search_terms"]
+__all__ = ["STOPWORDS", "BM25Index", "KnowledgeSearch", "SearchHit", "search_terms"]
 
 # Function words that carry no topic; the question frame ("cho em hỏi ... là
 # gì ạ") would otherwise dominate short queries.
@@ -90,13 +92,23 @@ STOPWORDS: frozenset[str] = frozenset(
     ]
 )
 _TITLE_WEIGHT = 3
+_WORD = re.compile(r"\w+")
 
 
-def search_terms(text: str) -> list[str]:
-    """Returns the search terms of ``text``: diacritic-free syllables and their bigrams."""
+def search_terms(text: str, *, segmented: bool = True) -> list[str]:
+    """Returns the search terms of ``text``: diacritic-free syllables and their bigrams.
+
+    ``segmented=False`` splits on non-word characters instead of running the
+    segmenter: the same syllables for formal text (the legal corpus, about a
+    hundred times faster), but abbreviations typed with punctuation are missed.
+    """
+    if segmented:
+        lemmas = [seg.lemma for seg in segment(text)]
+    else:
+        lemmas = [normalize_word(word) for word in _WORD.findall(text)]
     syllables: list[str] = []
-    for seg in segment(text):
-        for syllable in seg.lemma.split("_"):
+    for lemma in lemmas:
+        for syllable in lemma.split("_"):
             if syllable and any(ch.isalnum() for ch in syllable) and syllable not in STOPWORDS:
                 syllables.append(syllable)
     bigrams = [f"{a}_{b}" for a, b in itertools.pairwise(syllables)]
@@ -112,28 +124,14 @@ class SearchHit:
     coverage: float
 
 
-class KnowledgeSearch:
-    """An in-memory BM25 (Okapi) index over the knowledge-base entries."""
+class BM25Index:
+    """An in-memory BM25 (Okapi) index over bags of search terms; rows are addressed by position."""
 
-    def __init__(
-        self,
-        kb: KnowledgeBase,
-        examples: Mapping[str, Sequence[str]] | None = None,
-        *,
-        k1: float = 1.2,
-        b: float = 0.75,
-    ) -> None:
-        """Indexes every entry of ``kb`` with the training ``examples`` of its intent."""
+    def __init__(self, docs: Sequence[Counter[str]], *, k1: float = 1.2, b: float = 0.75) -> None:
+        """Indexes ``docs`` (one bag of terms per row)."""
         self._k1 = k1
         self._b = b
-        self._entries: list[Entry] = list(kb)
-        self._docs: list[Counter[str]] = []
-        for entry in self._entries:
-            terms: list[str] = search_terms(entry.title) * _TITLE_WEIGHT
-            terms += search_terms(entry.answer)
-            for example in (examples or {}).get(entry.id, ()):
-                terms += search_terms(example)
-            self._docs.append(Counter(terms))
+        self._docs = list(docs)
         self._lengths = [sum(doc.values()) for doc in self._docs]
         self._avg_len = sum(self._lengths) / max(len(self._lengths), 1)
         df: Counter[str] = Counter()
@@ -152,18 +150,51 @@ class KnowledgeSearch:
                 score += self._idf[term] * tf * (self._k1 + 1) / (tf + norm)
         return score
 
-    def search(self, text: str, limit: int = 5) -> list[SearchHit]:
-        """Returns the best ``limit`` entries for ``text``, best first (none for no match)."""
+    def rank(self, text: str, limit: int) -> list[tuple[int, float, float]]:
+        """The best ``limit`` rows for ``text`` as (row, score, coverage), best first.
+
+        Coverage is the idf-weighted share of the query's terms that the row has.
+        """
         terms = list(dict.fromkeys(search_terms(text)))
         known = [t for t in terms if t in self._idf]
         if not known:
             return []
         weight_all = sum(self._idf.get(t, max(self._idf.values())) for t in terms)
-        hits: list[SearchHit] = []
-        for index, entry in enumerate(self._entries):
+        ranked: list[tuple[int, float, float]] = []
+        for index in range(len(self._docs)):
             score = self._score(index, known)
             if score > 0:
                 matched = sum(self._idf[t] for t in known if t in self._docs[index])
-                hits.append(SearchHit(entry, score, matched / weight_all))
-        hits.sort(key=lambda h: h.score, reverse=True)
-        return hits[:limit]
+                ranked.append((index, score, matched / weight_all))
+        ranked.sort(key=lambda r: r[1], reverse=True)
+        return ranked[:limit]
+
+
+class KnowledgeSearch:
+    """An in-memory BM25 (Okapi) index over the knowledge-base entries."""
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        examples: Mapping[str, Sequence[str]] | None = None,
+        *,
+        k1: float = 1.2,
+        b: float = 0.75,
+    ) -> None:
+        """Indexes every entry of ``kb`` with the training ``examples`` of its intent."""
+        self._entries: list[Entry] = list(kb)
+        docs: list[Counter[str]] = []
+        for entry in self._entries:
+            terms: list[str] = search_terms(entry.title) * _TITLE_WEIGHT
+            terms += search_terms(entry.answer)
+            for example in (examples or {}).get(entry.id, ()):
+                terms += search_terms(example)
+            docs.append(Counter(terms))
+        self._index = BM25Index(docs, k1=k1, b=b)
+
+    def search(self, text: str, limit: int = 5) -> list[SearchHit]:
+        """Returns the best ``limit`` entries for ``text``, best first (none for no match)."""
+        return [
+            SearchHit(self._entries[row], score, coverage)
+            for row, score, coverage in self._index.rank(text, limit)
+        ]

@@ -21,6 +21,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bot.members import PROFILE_FIELDS
+from knowledge.law.references import Reference
+from knowledge.law.register import Register, load_register
 
 __all__ = [
     "DEADLINES_FILE",
@@ -69,6 +71,22 @@ class Recurrence(BaseModel):
         return self
 
 
+class BasisPeriod(BaseModel):
+    """The legal basis of a rule for the due dates in one period of law."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    start: dt.date | None = Field(default=None, alias="from")
+    until: dt.date | None = None
+    refs: tuple[Reference, ...] = Field(min_length=1)
+
+    def covers(self, day: dt.date) -> bool:
+        """True when a due date on ``day`` rests on this basis."""
+        return (self.start is None or day >= self.start) and (
+            self.until is None or day <= self.until
+        )
+
+
 class Rule(BaseModel):
     """One deadline rule."""
 
@@ -76,12 +94,30 @@ class Rule(BaseModel):
 
     id: str = Field(pattern=r"^[a-z0-9_]{1,40}$")
     title: str = Field(min_length=1, max_length=120)
-    basis: str = Field(min_length=1, max_length=200)
+    basis: tuple[BasisPeriod, ...] = Field(min_length=1)
     recurrence: Recurrence
     applies_to: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     offsets: tuple[int, ...] = (7, 2, 0)
     at: dt.time = dt.time(8, 0)
     unconfirmed: bool = False
+
+    @model_validator(mode="after")
+    def _periods_in_order(self) -> Rule:
+        for earlier, later in zip(self.basis, self.basis[1:], strict=False):
+            if earlier.until is None or later.start is None or later.start <= earlier.until:
+                raise ValueError("basis periods must follow each other: until D, then from D+1")
+        return self
+
+    def refs_on(self, day: dt.date) -> tuple[Reference, ...]:
+        """The references a due date on ``day`` rests on (the latest period when none covers it)."""
+        for period in self.basis:
+            if period.covers(day):
+                return period.refs
+        return self.basis[-1].refs
+
+    def basis_text(self, day: dt.date) -> str:
+        """The rendered basis of a due date on ``day``, e.g. ``Nghị định 252/2026/NĐ-CP, Điều 10 khoản 3``."""
+        return _register().cite(self.refs_on(day))
 
     def applies(self, profile: Mapping[str, str | None]) -> bool:
         """True unless the profile sets a field to a value outside ``applies_to``."""
@@ -105,6 +141,11 @@ class Due:
     def moved(self) -> bool:
         """True when the nominal date was not a working day."""
         return self.date != self.nominal
+
+
+@functools.cache
+def _register() -> Register:
+    return load_register()
 
 
 @functools.cache

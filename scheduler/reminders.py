@@ -127,12 +127,12 @@ def render_deadline(rule: Rule, period: str, due: dt.date, nominal: dt.date, tod
         f"⏰ Nhắc hạn: {rule.title}",
         f"Kỳ: {period}",
         f"Hạn cuối: {format_date(due)} ({when})",
-        f"Căn cứ: {rule.basis}",
+        f"Căn cứ: {rule.basis_text(due)}",
     ]
     if due != nominal:
         lines.append(
-            f"(Hạn gốc {format_date(nominal)} là ngày nghỉ nên được tính sang ngày làm việc kế "
-            "tiếp; bạn nên kiểm tra lại với cơ quan thuế.)"
+            f"(Hạn gốc {format_date(nominal)} là ngày nghỉ nên được tính sang ngày làm việc "
+            "liền kề sau đó.)"
         )
     if rule.unconfirmed:
         lines.append("Hạn này chưa được xác nhận chắc chắn cho HTX; gõ /lienhe để hỏi cán bộ.")

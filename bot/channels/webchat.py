@@ -74,7 +74,10 @@ class WebChat:
             "id": f"r{next(self._ids)}",
             "text": reply.text,
             "buttons": [{"label": b.label, "payload": b.payload} for b in reply.buttons],
-            "citations": [{"document": c.document, "article": c.article} for c in reply.citations],
+            "citations": [
+                {"document": c.document, "article": c.article, "id": c.ref_id}
+                for c in reply.citations
+            ],
             "notice": reply.notice,
             "edit": reply.edit,
         }
