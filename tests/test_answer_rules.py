@@ -67,7 +67,7 @@ def test_unsure_intent_confirmed_by_search_is_answered_plainly():
 def test_basis_is_grouped_by_document():
     result = answer("x", verdict(("so_thanh_vien_toi_thieu", 0.9)))
     basis_line = next(line for line in result.text.splitlines() if line.startswith("📘"))
-    assert basis_line.count("Luật Hợp tác xã 2023") == 1
+    assert basis_line.count("Luật HTX 2023 (17/2023/QH15)") == 1
     assert "Điều 4 khoản 7" in basis_line
 
 
@@ -105,4 +105,5 @@ def test_json_contract_types():
     keys = {"text", "intent", "confidence", "entry_id", "answer", "sources", "fallback"}
     assert keys <= set(data)
     assert data["entry_id"] == "dai_hoi_thuong_nien" and data["fallback"] is False
-    assert data["sources"][0]["document"].startswith("Luật Hợp tác xã 2023")
+    assert data["sources"][0]["document"].startswith("Luật HTX 2023 (17/2023/QH15)")
+    assert data["sources"][0]["clause_id"].startswith("17/2023/QH15:d59")

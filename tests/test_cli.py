@@ -31,8 +31,8 @@ def test_ask_json_contract_for_a_law_question(nlu_url, tmp_path):
     assert data["intent"] == "so_thanh_vien_toi_thieu"
     assert isinstance(data["confidence"], float) and 0 < data["confidence"] <= 1
     assert data["fallback"] is False
-    assert data["sources"] and {"document", "article"} == set(data["sources"][0])
-    assert "Luật Hợp tác xã 2023" in data["sources"][0]["document"]
+    assert data["sources"] and {"document", "article", "clause_id"} == set(data["sources"][0])
+    assert "Luật HTX 2023 (17/2023/QH15)" in data["sources"][0]["document"]
     assert "Căn cứ" in data["answer"]
 
 

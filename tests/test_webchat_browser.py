@@ -28,7 +28,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WAIT_S = 60  # an answer goes through the NLU service; the first parse can be slow
 
 GREETING_START = "Mình là Trợ lý HTX"
-BASIS = re.compile(r"📘 Căn cứ: Luật Hợp tác xã 2023 \(17/2023/QH15\), Điều \d+")
+BASIS = re.compile(r"📘 Căn cứ: Luật HTX 2023 \(17/2023/QH15\), Điều \d+")
 CHECKED = re.compile(r"🗓 Cập nhật: \d{2}/\d{2}/\d{4}")
 XSS_TEXT = "<script>alert(1)</script> & <b>x</b> 🌾"
 LOG_PROBE = "coopbot-console-probe"
