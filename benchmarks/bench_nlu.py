@@ -25,9 +25,12 @@ import psutil
 from bot.nlu_eval import predict_split
 from bot.nlu_service import NLUService
 from bot.settings import PROJECT_ROOT, load_settings
-from knowledge.base import CHITCHAT_INTENTS, OUT_OF_SCOPE_INTENT
+from knowledge.base import CHITCHAT_INTENTS, OUT_OF_SCOPE_INTENT, load_knowledge_base
+from knowledge.law.check import check_all
+from knowledge.law.corpus import LegalCorpus
 from nlu.build import TEST_DIR, load_examples, train_model
 from nlu.evaluate import evaluate, split_by_spelling
+from scheduler.deadlines import load_rules
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -124,6 +127,28 @@ def main() -> None:
     )
     print(f"NLU service memory (RSS)      {memory:.0f} MB")
     print("most confused:", ", ".join(f"{a}->{b} ({n})" for a, b, n in overall.confused[:5]))
+    print_corpus_figures()
+
+
+def print_corpus_figures() -> None:
+    """The legal corpus: parse time at start-up and how the knowledge base cites it."""
+    started = time.perf_counter()
+    corpus = LegalCorpus.load()
+    parse_seconds = time.perf_counter() - started
+    kb = load_knowledge_base()
+    report = check_all(kb, load_rules(), corpus)
+    units = sum(1 for _ in corpus.units())
+    print(
+        f"legal corpus                  {len(corpus.texts)} texts, {units} clauses, parsed in "
+        f"{parse_seconds * 1000:.0f} ms ({len(corpus.register)} documents registered)"
+    )
+    print(
+        f"knowledge entries             {len(kb)}; references {report.references}, resolved "
+        f"{report.resolved / report.references:.1%} ({report.to_clause} to a clause or article, "
+        f"{report.to_document} to a document without text); problems {len(report.findings)}"
+    )
+    print(f"unconfirmed entries           {len(report.unconfirmed)}: "
+          + ", ".join(entry_id for entry_id, _ in report.unconfirmed))  # fmt: skip
 
 
 if __name__ == "__main__":
