@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from knowledge.law.parser import POINT_LETTERS
 from knowledge.law.references import Reference
 
 __all__ = [
@@ -200,17 +201,24 @@ class Register:
         for number, by_article in groups.items():
             doc = self.get(number)
             labels = [doc.name if doc else number]
-            for article, article_refs in by_article.items():
-                if article is None:
-                    continue
+            for article in sorted(a for a in by_article if a is not None):
+                article_refs = by_article[article]
                 if any(r.clause is None and r.point is None for r in article_refs):
                     labels.append(f"Điều {article}")
                     continue
                 prefix = f"Điều {article} "
-                subs = dict.fromkeys(r.label.removeprefix(prefix) for r in article_refs)
+                ordered = sorted(article_refs, key=_unit_order)
+                subs = dict.fromkeys(r.label.removeprefix(prefix) for r in ordered)
                 labels.append(prefix + ", ".join(subs))
             parts.append(", ".join(labels))
         return "; ".join(parts)
+
+
+def _unit_order(ref: Reference) -> tuple[int, int, int]:
+    """Clauses by number, then points in Vietnamese letter order, then sub-points."""
+    letter, _, sub = (ref.point or "").partition(".")
+    point = POINT_LETTERS.index(letter) + 1 if letter else 0
+    return (ref.clause or 0, point, int(sub) if sub else 0)
 
 
 def load_register(path: Path = DEFAULT_REGISTER) -> Register:
