@@ -51,6 +51,7 @@ def quote_button(entry: Entry) -> Button:
     """The choice that shows the entry's basis verbatim."""
     return Button("📜 Nguyên văn", f"law:{entry.id}")
 
+
 FALLBACK_TEXT = (
     "Xin lỗi, mình chưa có câu trả lời chắc chắn cho câu hỏi này nên không muốn "
     "đoán. Câu hỏi đã được ghi lại để cán bộ bổ sung.\n"

@@ -93,7 +93,9 @@ class LawChat:
             return Reply(self._usage())
         number = int(match.group(1))
         wanted = (match.group(2) or "").strip()
-        doc = self.corpus.register.find(wanted) if wanted else self.corpus.document(DEFAULT_DOCUMENT)
+        doc = (
+            self.corpus.register.find(wanted) if wanted else self.corpus.document(DEFAULT_DOCUMENT)
+        )
         if doc is None:
             return Reply(f"Mình không biết văn bản «{wanted}».\n\n{self._usage()}")
         return self._article(doc, number, 0, first_page=True)
@@ -118,7 +120,9 @@ class LawChat:
         article = self.corpus.article(doc.number, number)
         if article is None:
             count = len(self.corpus.texts[doc.number].articles)
-            return Reply(f"{doc.name} có {count} điều (Điều 1 đến Điều {count}); không có Điều {number}.")
+            return Reply(
+                f"{doc.name} có {count} điều (Điều 1 đến Điều {count}); không có Điều {number}."
+            )
         where = " · ".join(x for x in (article.chapter, article.section) if x)
         pages = paginate([article.text])
         page = min(page, len(pages) - 1)

@@ -93,10 +93,16 @@ def law_check(
 
 @law_app.command("show")
 def law_show(
-    document: Annotated[str, typer.Argument(help="Document number, e.g. 17/2023/QH15 or 295/2026.")],
+    document: Annotated[
+        str, typer.Argument(help="Document number, e.g. 17/2023/QH15 or 295/2026.")
+    ],
     article: Annotated[int, typer.Argument(help="Article number (Điều).", min=1)],
-    clause: Annotated[int | None, typer.Option("--clause", "-k", help="Clause (khoản).", min=1)] = None,
-    point: Annotated[str | None, typer.Option("--point", "-p", help="Point (điểm), e.g. e or a.1.")] = None,
+    clause: Annotated[
+        int | None, typer.Option("--clause", "-k", help="Clause (khoản).", min=1)
+    ] = None,
+    point: Annotated[
+        str | None, typer.Option("--point", "-p", help="Point (điểm), e.g. e or a.1.")
+    ] = None,
 ) -> None:
     """Print an article (or one clause or point) verbatim, with its id and the document's status."""
     corpus = _corpus()
@@ -153,6 +159,10 @@ def law_documents() -> None:
     corpus = _corpus()
     today = dt.date.today()
     for doc in corpus.register:
-        text = f"{len(corpus.texts[doc.number].articles)} điều" if doc.has_text else "không có toàn văn"
+        text = (
+            f"{len(corpus.texts[doc.number].articles)} điều"
+            if doc.has_text
+            else "không có toàn văn"
+        )
         after = f" → {doc.replaced_by}" if doc.replaced_by else ""
         typer.echo(f"{doc.number:22} {doc.status_on(today).label}{after}; {text}; {doc.short}")

@@ -116,7 +116,7 @@ class Rule(BaseModel):
         return self.basis[-1].refs
 
     def basis_text(self, day: dt.date) -> str:
-        """The rendered basis of a due date on ``day``, e.g. ``Nghị định 252/2026/NĐ-CP, Điều 10 khoản 3``."""
+        """The basis of a due date on ``day``: ``Nghị định 252/2026/NĐ-CP, Điều 10 khoản 3``."""
         return _register().cite(self.refs_on(day))
 
     def applies(self, profile: Mapping[str, str | None]) -> bool:

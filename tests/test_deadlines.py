@@ -111,13 +111,15 @@ def test_rules_name_only_known_profile_values():
 def test_an_invalid_rule_is_named(tmp_path: Path):
     bad = tmp_path / "deadlines.yml"
     bad.write_text(
-        "rules:\n  - id: thue_x\n    title: X\n    basis: [{refs: [{doc: 17/2023/QH15}]}]\n    recurrence: {kind: monthly}\n",
+        "rules:\n  - id: thue_x\n    title: X\n    basis: [{refs: [{doc: XYZ}]}]\n"
+        "    recurrence: {kind: monthly}\n",
         encoding="utf-8",
     )
     with pytest.raises(RuleError, match=r"thue_x.*recurrence"):
         load_rules(bad)
     bad.write_text(
-        "rules:\n  - id: a\n    title: X\n    basis: [{refs: [{doc: 17/2023/QH15}]}]\n    recurrence: {kind: weekly}\n"
+        "rules:\n  - id: a\n    title: X\n    basis: [{refs: [{doc: XYZ}]}]\n"
+        "    recurrence: {kind: weekly}\n"
     )
     with pytest.raises(RuleError, match="'a'"):
         load_rules(bad)

@@ -8,8 +8,6 @@ import re
 import shutil
 from pathlib import Path
 
-import pytest
-
 from bot.answers import render_entry
 from bot.law_chat import PAGE_CHARS, paginate
 from knowledge.base import load_knowledge_base
@@ -94,13 +92,13 @@ def test_law_check_finds_replaced_unresolved_and_stale_citations(tmp_path: Path)
         "entries:\n"
         "  - id: zz_old\n    category: dang_ky\n    title: Căn cứ cũ\n"
         "    answer: Một câu trả lời dựa trên nghị định cũ đã bị thay thế.\n"
-        "    basis: [{doc: \"92/2024/NĐ-CP\", article: 4}]\n    checked: 2026-11-30\n"
+        '    basis: [{doc: "92/2024/NĐ-CP", article: 4}]\n    checked: 2026-11-30\n'
         "  - id: zz_missing\n    category: dang_ky\n    title: Khoản sai\n"
         "    answer: Một câu trả lời dẫn chiếu một khoản không tồn tại.\n"
-        "    basis: [{doc: \"17/2023/QH15\", article: 33, clause: 12}]\n    checked: 2026-11-30\n"
+        '    basis: [{doc: "17/2023/QH15", article: 33, clause: 12}]\n    checked: 2026-11-30\n'
         "  - id: zz_stale\n    category: dang_ky\n    title: Kiểm tra cũ\n"
         "    answer: Một câu trả lời kiểm tra trước khi nghị định mới ra đời.\n"
-        "    basis: [{doc: \"295/2026/NĐ-CP\", article: 5}]\n    checked: 2026-01-10\n",
+        '    basis: [{doc: "295/2026/NĐ-CP", article: 5}]\n    checked: 2026-01-10\n',
         encoding="utf-8",
     )
     report = check_all(load_knowledge_base(knowledge), [], CORPUS, TODAY)
@@ -117,17 +115,17 @@ def test_law_check_holds_deadline_rules_to_the_law_of_each_period(tmp_path: Path
     rules.write_text(
         "rules:\n"
         "  - id: cu\n    title: Tờ khai\n"
-        "    basis: [{refs: [{doc: \"38/2019/QH14\", article: 44}]}]\n"
+        '    basis: [{refs: [{doc: "38/2019/QH14", article: 44}]}]\n'
         "    recurrence: {kind: monthly, day: 20}\n"
         "  - id: dung\n    title: Tờ khai\n"
         "    basis:\n"
-        "      - {until: 2026-06-30, refs: [{doc: \"38/2019/QH14\", article: 44}]}\n"
-        "      - {from: 2026-07-01, refs: [{doc: \"252/2026/NĐ-CP\", article: 10, clause: 2}]}\n"
+        '      - {until: 2026-06-30, refs: [{doc: "38/2019/QH14", article: 44}]}\n'
+        '      - {from: 2026-07-01, refs: [{doc: "252/2026/NĐ-CP", article: 10, clause: 2}]}\n'
         "    recurrence: {kind: monthly, day: 20}\n"
         "  - id: som\n    title: Tờ khai\n"
         "    basis:\n"
-        "      - {until: 2026-06-30, refs: [{doc: \"252/2026/NĐ-CP\", article: 10, clause: 2}]}\n"
-        "      - {from: 2026-07-01, refs: [{doc: \"252/2026/NĐ-CP\", article: 10, clause: 2}]}\n"
+        '      - {until: 2026-06-30, refs: [{doc: "252/2026/NĐ-CP", article: 10, clause: 2}]}\n'
+        '      - {from: 2026-07-01, refs: [{doc: "252/2026/NĐ-CP", article: 10, clause: 2}]}\n'
         "    recurrence: {kind: monthly, day: 20}\n",
         encoding="utf-8",
     )
@@ -142,8 +140,9 @@ def test_law_check_holds_deadline_rules_to_the_law_of_each_period(tmp_path: Path
 def test_coopbot_law_check_passes_on_the_shipped_data(tmp_path: Path):
     result = coopbot(tmp_path, "law", "check")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "unresolved: 0; citing a document not in force: 0; checked before a cited document: 0" in (
-        result.stdout
+    assert (
+        "unresolved: 0; citing a document not in force: 0; checked before a cited document: 0"
+        in (result.stdout)
     )
     assert result.stdout.rstrip().endswith("OK")
 
@@ -161,7 +160,9 @@ def test_coopbot_law_show_and_search(tmp_path: Path):
 
 
 def test_ask_json_sources_keep_their_shape_and_carry_the_clause_id(tmp_path: Path):
-    result = coopbot(tmp_path, "ask", "--no-nlu", "--json", "HTX cần tối thiểu bao nhiêu thành viên chính thức")
+    result = coopbot(
+        tmp_path, "ask", "--no-nlu", "--json", "HTX cần tối thiểu bao nhiêu thành viên chính thức"
+    )
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert answer["entry_id"] == "so_thanh_vien_toi_thieu"
@@ -232,7 +233,9 @@ def _next_page(reply) -> str | None:
 
 def test_dieu_with_a_decree_and_bad_input(core):  # noqa: F811
     (decree,) = say(core, "/dieu 48 295/2026")
-    assert "Nghị định 295/2026/NĐ-CP" in decree.text and "Điều 48. Thông báo tạm ngừng" in decree.text
+    assert (
+        "Nghị định 295/2026/NĐ-CP" in decree.text and "Điều 48. Thông báo tạm ngừng" in decree.text
+    )
     (missing,) = say(core, "/dieu 200")
     assert "115 điều" in missing.text
     (no_text,) = say(core, "/dieu 5 113/2024")

@@ -76,7 +76,7 @@ def test_chapters_as_the_manifest_says():
 
 
 def test_clause_point_and_subpoint_numbering_is_contiguous():
-    for number, parsed in CORPUS.texts.items():
+    for parsed in CORPUS.texts.values():
         for article in parsed.articles.values():
             numbers = [c.number for c in article.clauses]
             assert numbers == list(range(1, len(numbers) + 1)), article.id
@@ -193,7 +193,9 @@ def test_every_unit_is_verbatim_source_text_without_tags_or_signature():
     for number, parsed in CORPUS.texts.items():
         lines = _source_lines(number)
         for article in parsed.articles.values():
-            assert article.title in {line.split(". ", 1)[-1] for line in lines if line.startswith("Điều ")}
+            assert article.title in {
+                line.split(". ", 1)[-1] for line in lines if line.startswith("Điều ")
+            }
             for line in article.text.split("\n"):
                 assert line in lines, (article.id, line[:80])
                 assert not re.match(r"^\(Điều \d+ (Luật|Nghị định) số", line), article.id
@@ -328,7 +330,9 @@ def test_a_changed_source_text_is_refused(tmp_path):
 def test_a_register_with_a_dangling_replacement_is_refused(tmp_path):
     register, _ = _copy_law(tmp_path)
     text = register.read_text(encoding="utf-8")
-    register.write_text(text.replace('replaced_by: "295/2026/NĐ-CP"', 'replaced_by: "1/2099/NĐ-CP"'))
+    register.write_text(
+        text.replace('replaced_by: "295/2026/NĐ-CP"', 'replaced_by: "1/2099/NĐ-CP"')
+    )
     with pytest.raises(RegisterError, match="1/2099"):
         load_register(register)
 

@@ -1,4 +1,4 @@
-"""The legal corpus: official texts (``sources/``), the register of documents, references and checks.
+"""The legal corpus: official texts (``sources/``), the register, references and checks.
 
 Modules: ``register`` (documents.yml: which documents exist and when they are in
 force), ``parser`` (a source text -> articles -> clauses -> points),

@@ -1,4 +1,4 @@
-"""``python -m knowledge.law refs FILE...``: resolve the references of entry files (for content editors).
+"""``python -m knowledge.law refs FILE...``: resolve the references of entry files.
 
 Reads the YAML files as they are (an entry need not pass the full loader yet) and
 prints each reference that does not resolve or cites a document not in force today.

@@ -106,7 +106,9 @@ def check_entries(
             )
 
 
-def check_rules(rules: Iterable[object], corpus: LegalCorpus, day: dt.date, report: CheckReport) -> None:
+def check_rules(
+    rules: Iterable[object], corpus: LegalCorpus, day: dt.date, report: CheckReport
+) -> None:
     """Adds the findings of the deadline rules (``scheduler.deadlines.Rule``) to ``report``.
 
     Each basis period must cite documents in force during the whole period; the

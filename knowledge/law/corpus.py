@@ -29,10 +29,10 @@ from knowledge.search import BM25Index, search_terms
 
 __all__ = [
     "ClauseHit",
-    "default_corpus",
     "LegalCorpus",
     "Quote",
     "UnresolvedReference",
+    "default_corpus",
 ]
 
 
@@ -170,10 +170,7 @@ class LegalCorpus:
                 continue
             if quote is None:
                 continue
-            covered = [
-                ref.id == done or ref.id.startswith(done + ":")
-                for done in seen
-            ]
+            covered = [ref.id == done or ref.id.startswith(done + ":") for done in seen]
             if any(covered):
                 continue
             seen.add(ref.id)

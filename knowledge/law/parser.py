@@ -1,4 +1,4 @@
-"""The parser of official legal texts: a source file in, documents -> chapters -> articles -> clauses -> points out.
+"""The parser of official legal texts: a source file into chapters, articles, clauses, points.
 
 The source files (``sources/*.md``) begin with a YAML header between ``---`` lines,
 then the text, one paragraph a line, with these markers at the start of a line:
@@ -58,7 +58,7 @@ class LegalTextError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Point:
-    """A point (điểm) or sub-point; ``text`` is verbatim, sub-points and trailing paragraphs included."""
+    """A point (điểm) or sub-point; ``text`` is verbatim, with its sub-points and paragraphs."""
 
     id: str
     label: str  # "e", "a.1"

@@ -15,7 +15,9 @@ from knowledge.law.parser import POINT_LETTERS
 __all__ = ["Reference", "parse_reference"]
 
 _POINT_LABEL = rf"[{POINT_LETTERS}](?:\.\d+)?"
-_ID = re.compile(rf"^(?P<doc>[^:]+)(?::d(?P<article>\d+)(?::k(?P<clause>\d+))?(?::(?P<point>{_POINT_LABEL}))?)?$")
+_ID = re.compile(
+    rf"^(?P<doc>[^:]+)(?::d(?P<article>\d+)(?::k(?P<clause>\d+))?(?::(?P<point>{_POINT_LABEL}))?)?$"
+)
 
 
 class Reference(BaseModel):
