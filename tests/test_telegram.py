@@ -237,9 +237,9 @@ def test_faq_browsing_pages_through_a_category_by_editing_the_message(fake, poll
     (categories,) = member.say("/faq")
     label = next(k for k, v in buttons(categories).items() if v == "cat:thanh_vien:0")
     page1 = member.press(categories, label, method="editMessageText")
-    assert "(trang 1/3)" in page1["text"] and page1["message_id"] == categories["message_id"]
+    assert "(trang 1/4)" in page1["text"] and page1["message_id"] == categories["message_id"]
     page2 = member.press(page1, "Sau ▶", method="editMessageText")
-    assert "(trang 2/3)" in page2["text"] and "◀ Trước" in buttons(page2)
+    assert "(trang 2/4)" in page2["text"] and "◀ Trước" in buttons(page2)
     assert set(buttons(page1)) != set(buttons(page2))
     title = next(k for k, v in buttons(page2).items() if v.startswith("faq:"))
     entry = member.press(page2, title)

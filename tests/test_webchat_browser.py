@@ -215,7 +215,7 @@ def test_browsing_topics_pages_in_place(browser: WebDriver, web_chat_url: str) -
     messages = len(bot_messages(browser))
     choice(topics, "Thành viên và thành lập HTX (").click()
     wait_for(browser, lambda d: idle(d) and "(trang 1/" in message_text(topics), "page 1")
-    assert message_text(topics).startswith("📚 Thành viên và thành lập HTX (trang 1/3)")
+    assert message_text(topics).startswith("📚 Thành viên và thành lập HTX (trang 1/4)")
     assert len(bot_messages(browser)) == messages
     assert len(user_messages(browser)) == 1
     first_page = [text_of(b) for b in choices(topics)]
@@ -223,7 +223,7 @@ def test_browsing_topics_pages_in_place(browser: WebDriver, web_chat_url: str) -
     assert first_page[-2:] == ["Sau ▶", "↩ Chủ đề"]
 
     choice(topics, "Sau ▶").click()
-    wait_for(browser, lambda d: idle(d) and "(trang 2/3)" in message_text(topics), "page 2")
+    wait_for(browser, lambda d: idle(d) and "(trang 2/4)" in message_text(topics), "page 2")
     second_page = [text_of(b) for b in choices(topics)]
     assert second_page[-3:] == ["◀ Trước", "Sau ▶", "↩ Chủ đề"]
     assert not set(second_page[:-3]) & set(first_page)

@@ -147,13 +147,26 @@ def test_question_gets_a_cited_answer_and_a_number_gives_feedback(zalo, polling)
         )
 
 
+def test_the_law_verbatim_by_number(zalo, polling):
+    member = ZaloMember(zalo)
+    (answer,) = member.say("Hợp tác xã cần tối thiểu bao nhiêu thành viên?")
+    (quoted,) = member.say(_option(answer, "📜 Nguyên văn"))
+    assert quoted.startswith("📜 Trích nguyên văn căn cứ pháp lý của «")
+    assert "7.Hợp tác xã là tổ chức có tư cách pháp nhân do ít nhất 05 thành viên chính thức" in (
+        quoted
+    )
+    assert len(quoted) <= 2000
+    (article,) = member.say("/dieu 33")
+    assert "Điều 33. Chấm dứt tư cách thành viên hợp tác xã" in article
+
+
 def test_faq_browsing_by_numbers(zalo, polling):
     member = ZaloMember(zalo)
     (topics,) = member.say("/faq")
     (page1,) = member.say(_option(topics, "Thành viên và thành lập HTX"))
-    assert "(trang 1/3)" in page1
+    assert "(trang 1/4)" in page1
     (page2,) = member.say(_option(page1, "Sau ▶"))
-    assert "(trang 2/3)" in page2
+    assert "(trang 2/4)" in page2
     first_entry = next(line for line in page2.splitlines() if line.startswith("1. "))[3:]
     (entry,) = member.say("1")
     assert entry.startswith(first_entry) and "Căn cứ:" in entry
