@@ -50,6 +50,7 @@ _SHAPING_CODE = (
     "nlu/segmenter.py",
     "nlu/textnorm.py",
     "nlu/tokenizer.py",
+    "nlu/classifier.py",
     "nlu/build.py",
     "nlu/privacy.py",
     "nlu/reviewed.py",

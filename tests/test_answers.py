@@ -137,5 +137,6 @@ def test_answers_offer_related_topics_and_staff(nlu_url):
     [answer] = ask(nlu_url, ["Hợp tác xã cần tối thiểu bao nhiêu thành viên?"])
     payloads = [b.payload for b in answer.buttons()]
     assert payloads[-1] == "cmd:lienhe"
-    assert all(p.removeprefix("faq:") in KB.entries for p in payloads[:-1])
+    assert payloads[0] == f"law:{answer.entry.id}"  # the law verbatim first
+    assert all(p.removeprefix("faq:") in KB.entries for p in payloads[1:-1])
     assert len(payloads) >= 2

@@ -123,14 +123,14 @@ def test_chat_answers_and_follows_a_numbered_choice(nlu_url, tmp_path):
     }
     result = subprocess.run(
         [str(COOPBOT), "chat"],
-        input="Đại hội thành viên thường niên họp khi nào?\n1\n99\n/lienhe\n/thoat\n",
+        input="Đại hội thành viên thường niên họp khi nào?\n2\n99\n/lienhe\n/thoat\n",
         env=env, capture_output=True, text=True, encoding="utf-8", timeout=120,
         cwd=tmp_path, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     turns = result.stdout.split("Trợ lý: ")
-    assert "04 tháng" in turns[1] and "[1]" in turns[1]
-    # "1" opens the first related entry, with its own basis.
+    assert "04 tháng" in turns[1] and "[1] 📜 Nguyên văn" in turns[1]
+    # "2" opens the first related entry ("1" is the law verbatim), with its own basis.
     assert "Căn cứ:" in turns[2] and turns[2].split("\n")[0] != turns[1].split("\n")[0]
     assert "Hãy chọn một số từ 1 đến" in turns[3]
     assert "cán bộ" in turns[4]

@@ -202,7 +202,8 @@ def test_reminders_go_out_at_their_time_once_with_the_rule_and_basis(sqlite_engi
     assert "Nhắc hạn: Nộp tờ khai thuế GTGT tháng" in text
     assert "Kỳ: tháng 12/2026" in text
     assert "Hạn cuối: 20/01/2027 (còn 7 ngày)" in text
-    assert "Luật Quản lý thuế 38/2019/QH14" in text
+    # A due date after 01/07/2026 rests on the tax-administration decree of 2026.
+    assert "Căn cứ: Nghị định 252/2026/NĐ-CP, Điều 10 khoản 2" in text
     assert [b.payload for b in recorder.sent[0][1].buttons] == ["cmd:lichnop", "cmd:nhacnho"]
     assert len(recorder.texts("2")) == 1
     assert {r.status for r in outbox_rows(sqlite_engine)} == {"sent"}
