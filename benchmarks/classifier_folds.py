@@ -1,78 +1,104 @@
-import sys, time, yaml, numpy as np
+"""Classifier options compared on a split of the TRAINING data (never the held-out questions).
+
+Usage (in the NLU environment, which has scikit-learn and underthesea):
+
+    .venv-nlu/bin/python benchmarks/classifier_folds.py [--counts] [C ...]
+
+Holds out every 5th training example of each intent (the split of
+benchmarks/train_confusions.py), rebuilds the pipeline's features in scikit-learn
+(lemmas from nlu.segmenter; word 1-2-grams and char_wb 2-4-grams, as config.yml),
+fits logistic regression for each C on raw counts (``--counts``) or on sublinear
+TF-IDF weights (nlu/classifier.py), and prints accuracy and, per confidence
+threshold, how many questions would be answered right, answered wrong, or left
+to search and the fallback. This is how C and the thresholds were chosen.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
 from pathlib import Path
-sys.path.insert(0, '/work/main')
-from nlu.segmenter import segment
-from nlu.textnorm import strip_diacritics, has_diacritics
-from sklearn.feature_extraction.text import CountVectorizer
-from sklearn.linear_model import LogisticRegression
+
+import numpy as np
+import yaml
 from scipy.sparse import hstack
+from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+from sklearn.linear_model import LogisticRegression
 
-def load(d):
-    out = {}
-    for p in sorted(Path(d).glob('*.yml')):
-        data = yaml.safe_load(p.read_text())
-        for block in data['nlu']:
-            items = [l[2:].strip() for l in block['examples'].splitlines() if l.strip().startswith('- ')]
-            out.setdefault(block['intent'], []).extend(items)
-    return out
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-def augment(ex):
-    seen = {e.lower() for v in ex.values() for e in v}
-    res = {k: list(v) for k, v in ex.items()}
-    for k, v in ex.items():
-        for e in v:
-            p = strip_diacritics(e)
-            if has_diacritics(e) and p not in seen:
-                seen.add(p); res[k].append(p)
-    return res
+from nlu.segmenter import segment  # noqa: E402
+from nlu.textnorm import has_diacritics, strip_diacritics  # noqa: E402
 
-cache = {}
-def lem(t):
-    if t not in cache:
-        cache[t] = " ".join(s.lemma for s in segment(t)) or t
-    return cache[t]
+THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
-train = load('/work/main/nlu/data/train'); test = load('/work/main/nlu/data/test')
-mode = sys.argv[1]
-Cs = [float(c) for c in sys.argv[2:]]
-def pairs(d): return [(t, k) for k, v in d.items() for t in v]
-if mode == 'fold':
-    tr, va = {}, []
-    for k, v in train.items():
-        for i, t in enumerate(v):
-            (va.append((t, k)) if i % 5 == 0 else tr.setdefault(k, []).append(t))
-    tr_pairs = pairs(augment(tr)); ev = va
-else:
-    tr_pairs = pairs(augment(train)); ev = pairs(test)
-t0 = time.time()
-Xtr = [lem(t) for t, _ in tr_pairs]; ytr = [k for _, k in tr_pairs]
-Xev = [lem(t) for t, _ in ev]; yev = [k for _, k in ev]
-print('segmented', time.time() - t0, len(Xtr), len(Xev), flush=True)
-import os
-W = int(os.environ.get('WMAX', 2)); CMIN = int(os.environ.get('CMIN', 2)); CMAX = int(os.environ.get('CMAX', 4))
-w = CountVectorizer(analyzer='word', ngram_range=(1, W), token_pattern=r'(?u)\S+', lowercase=True)
-c = CountVectorizer(analyzer='char_wb', ngram_range=(CMIN, CMAX))
-print('variant', W, CMIN, CMAX)
-A = hstack([w.fit_transform(Xtr), c.fit_transform(Xtr)]).tocsr()
-B = hstack([w.transform(Xev), c.transform(Xev)]).tocsr()
-import os
-if os.environ.get('TFIDF'):
-    from sklearn.feature_extraction.text import TfidfTransformer
-    tf = TfidfTransformer(sublinear_tf=True)
-    A = tf.fit_transform(A); B = tf.transform(B)
-print('features', A.shape, flush=True)
-for C in Cs:
-    t0 = time.time()
-    clf = LogisticRegression(C=C, max_iter=300, class_weight='balanced', solver='lbfgs', random_state=42)
-    clf.fit(A, ytr)
-    pred = clf.predict(B); proba = clf.predict_proba(B).max(axis=1)
-    acc = np.mean([p == y for p, y in zip(pred, yev)])
-    right = proba[[p == y for p, y in zip(pred, yev)]]; wrong = proba[[p != y for p, y in zip(pred, yev)]]
-    print(f'{mode} C={C}: acc={acc:.3f} fit={time.time()-t0:.0f}s conf right median={np.median(right):.2f} wrong median={np.median(wrong) if len(wrong) else 0:.2f} wrong>=0.5: {np.mean(wrong>=0.5) if len(wrong) else 0:.2f}', flush=True)
-    if os.environ.get('THRESH'):
-        ok = np.array([p == y for p, y in zip(pred, yev)])
-        oos = np.array([y == 'out_of_scope' for y in yev])
-        for t in [0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7]:
-            hi = proba >= t
-            law = ~oos
-            print(f'  t={t:.2f}: law right&sure {np.mean(ok[law] & hi[law]):.3f}  law wrong&sure {np.mean(~ok[law] & hi[law]):.3f}  law unsure {np.mean(~hi[law]):.3f}  | oos predicted-intent&sure {np.mean((~ok[oos]) & hi[oos]):.3f}', flush=True)
+
+def load(directory: Path) -> dict[str, list[str]]:
+    examples: dict[str, list[str]] = {}
+    for path in sorted(directory.glob("*.yml")):
+        for block in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
+            items = [line.strip()[2:] for line in block["examples"].splitlines() if line.strip()]
+            examples.setdefault(block["intent"], []).extend(items)
+    return examples
+
+
+def with_plain_copies(examples: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """The examples plus diacritic-free copies, as nlu.build augments them."""
+    seen = {e.lower() for items in examples.values() for e in items}
+    pairs = [(text, intent) for intent, items in examples.items() for text in items]
+    for intent, items in examples.items():
+        for text in items:
+            plain = strip_diacritics(text)
+            if has_diacritics(text) and plain not in seen:
+                seen.add(plain)
+                pairs.append((plain, intent))
+    return pairs
+
+
+def lemmas(text: str) -> str:
+    return " ".join(s.lemma for s in segment(text)) or text
+
+
+def main(args: list[str]) -> None:
+    counts = "--counts" in args
+    values = [float(a) for a in args if a != "--counts"] or [30.0]
+    train: dict[str, list[str]] = {}
+    held: list[tuple[str, str]] = []
+    for intent, items in load(ROOT / "nlu" / "data" / "train").items():
+        for index, text in enumerate(items):
+            if index % 5 == 0:
+                held.append((text, intent))
+            else:
+                train.setdefault(intent, []).append(text)
+    pairs = with_plain_copies(train)
+    x_train, y_train = [lemmas(t) for t, _ in pairs], [i for _, i in pairs]
+    x_held, y_held = [lemmas(t) for t, _ in held], np.array([i for _, i in held])
+    words = CountVectorizer(analyzer="word", ngram_range=(1, 2), token_pattern=r"(?u)\S+")
+    chars = CountVectorizer(analyzer="char_wb", ngram_range=(2, 4))
+    a = hstack([words.fit_transform(x_train), chars.fit_transform(x_train)]).tocsr()
+    b = hstack([words.transform(x_held), chars.transform(x_held)]).tocsr()
+    if not counts:
+        tfidf = TfidfTransformer(sublinear_tf=True)
+        a, b = tfidf.fit_transform(a), tfidf.transform(b)
+    print(f"{len(pairs)} training rows, {len(held)} held-out training examples, {a.shape[1]} features")
+    for c in values:
+        started = time.monotonic()
+        model = LogisticRegression(C=c, max_iter=300, class_weight="balanced", random_state=42)
+        model.fit(a, y_train)
+        proba = model.predict_proba(b)
+        predicted = model.classes_[proba.argmax(axis=1)]
+        confidence = proba.max(axis=1)
+        right = predicted == y_held
+        law = y_held != "out_of_scope"
+        print(f"{'counts' if counts else 'tf-idf'} C={c:g}: accuracy {right.mean():.1%}, "
+              f"fit {time.monotonic() - started:.0f} s")  # fmt: skip
+        for t in THRESHOLDS:
+            sure = confidence >= t
+            print(f"  threshold {t:.1f}: law right {np.mean(right[law] & sure[law]):.1%}, "
+                  f"wrong {np.mean(~right[law] & sure[law]):.1%}, "
+                  f"unsure {np.mean(~sure[law]):.1%}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
