@@ -81,7 +81,7 @@ def main(args: list[str]) -> None:
     if not counts:
         tfidf = TfidfTransformer(sublinear_tf=True)
         a, b = tfidf.fit_transform(a), tfidf.transform(b)
-    print(f"{len(pairs)} training rows, {len(held)} held-out training examples, {a.shape[1]} features")
+    print(f"{len(pairs)} training rows, {len(held)} held out, {a.shape[1]} features")
     for c in values:
         started = time.monotonic()
         model = LogisticRegression(C=c, max_iter=300, class_weight="balanced", random_state=42)
