@@ -62,6 +62,9 @@ EMPTY_TEXT = (
     'Bạn hãy gõ câu hỏi về hợp tác xã, ví dụ: "HTX cần bao nhiêu thành viên?" '
     'hoặc "hạn nộp tờ khai thuế quý là khi nào?".'
 )
+# The least classifier confidence that, with a strong search match for the same
+# entry among the top three, answers that entry (the two signals agree).
+AGREEMENT_MIN_CONFIDENCE = 0.25
 # Offered when nothing in the knowledge base comes close.
 DEFAULT_SUGGESTIONS = ("so_thanh_vien_toi_thieu", "von_gop_toi_da", "han_khai_thue_quy")
 
@@ -277,6 +280,13 @@ class AnswerService:
             log.warning("NLU intent %r has no knowledge entry", parse.intent)
 
         hits = self.search.search(text)
+        agreed = self._agreed_hit(hits, parse)
+        if agreed is not None:
+            # The classifier's best guess is also a strong search match: answer it plainly.
+            answer = self._entry_answer(
+                question, agreed.entry, parse, AnswerKind.ENTRY, "nlu+search"
+            )
+            return answer, parse, None
         best = self._accepted_hit(hits, parse)
         if best is not None:
             if parse is not None and parse.intent == best.entry.id:
@@ -298,6 +308,30 @@ class AnswerService:
         except NLUError as exc:
             log.warning("NLU unavailable, answering from search: %s", exc)
             return None
+
+    def _agreed_hit(self, hits: Sequence[SearchHit], parse: ParseResult | None) -> SearchHit | None:
+        """The classifier's best intent when the two signals together favour it, else None.
+
+        Among the strong search hits of the top three, each scores its classifier
+        confidence plus its search score relative to the best hit. When the
+        classifier's own best intent wins, it is answered plainly even below the
+        confidence threshold: "htx can bao nhieu thanh vien" matches the quorum
+        entry slightly better by words (13.0 against 12.0), while the classifier,
+        unsure but right, puts the founding-members entry first. When the search's
+        favourite wins instead, the usual rules apply ("Có phải bạn hỏi về ...?").
+        """
+        if not hits or parse is None or parse.confidence < AGREEMENT_MIN_CONFIDENCE:
+            return None
+        confidence = {s.name: s.confidence for s in parse.ranking}
+        strong = [
+            h
+            for h in hits[:3]
+            if h.score >= self.search_min_score and h.coverage >= self.search_min_coverage
+        ]
+        if not strong:
+            return None
+        best = max(strong, key=lambda h: confidence.get(h.entry.id, 0.0) + h.score / hits[0].score)
+        return best if best.entry.id == parse.intent else None
 
     def _accepted_hit(
         self, hits: Sequence[SearchHit], parse: ParseResult | None

@@ -107,3 +107,17 @@ def test_json_contract_types():
     assert data["entry_id"] == "dai_hoi_thuong_nien" and data["fallback"] is False
     assert data["sources"][0]["document"].startswith("Luật HTX 2023 (17/2023/QH15)")
     assert data["sources"][0]["clause_id"].startswith("17/2023/QH15:d59")
+
+
+def test_unsure_classifier_and_a_close_search_match_agree_on_the_entry():
+    # By words alone the quorum entry edges out the founding-members entry.
+    question = "htx can bao nhieu thanh vien"
+    assert SEARCH.search(question)[0].entry.id != "so_thanh_vien_toi_thieu"
+    result = answer(
+        question, verdict(("so_thanh_vien_toi_thieu", 0.32), ("dai_hoi_bieu_quyet", 0.05))
+    )
+    assert result.kind is AnswerKind.ENTRY and result.matched_by == "nlu+search"
+    assert result.entry.id == "so_thanh_vien_toi_thieu"
+    # Too unsure a classifier does not overrule the search's favourite.
+    weak = answer(question, verdict(("so_thanh_vien_toi_thieu", 0.2), ("dai_hoi_bieu_quyet", 0.1)))
+    assert weak.kind is AnswerKind.SUGGESTED and weak.entry.id != "so_thanh_vien_toi_thieu"
