@@ -90,10 +90,11 @@ def render_entry(entry: Entry, corpus: LegalCorpus, today: dt.date | None = None
     not in force on ``today`` (replaced after the entry was written, or not yet in
     force) is named with a warning, so an outdated answer is never shown as current.
     """
+    day = today or dt.date.today()
     parts = [entry.title, "", entry.answer, "", f"📘 Căn cứ: {corpus.cite(entry.basis)}"]
     parts.append(f"🗓 Cập nhật: {format_date(entry.checked)}")
-    for doc in corpus.current(entry.basis, today or dt.date.today()):
-        status = doc.status_on(today or dt.date.today())
+    for doc in corpus.current(entry.basis, day):
+        status = doc.status_on(day)
         successor = corpus.register.get(doc.replaced_by) if doc.replaced_by else None
         instead = f", thay bằng {successor.name}" if successor else ""
         parts.append(

@@ -111,7 +111,8 @@ def law_show(
         typer.echo(f"error: không có văn bản {document!r} trong danh mục", err=True)
         raise typer.Exit(1)
     if not doc.has_text:
-        typer.echo(f"error: chưa có toàn văn {doc.name} ({doc.status.label})", err=True)
+        status = doc.status_on(dt.date.today()).label
+        typer.echo(f"error: chưa có toàn văn {doc.name} ({status})", err=True)
         raise typer.Exit(1)
     found = corpus.article(doc.number, article)
     if found is None:

@@ -13,8 +13,9 @@ Unconfirmed entries are listed with the source they lack; they are not findings.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from knowledge.base import Entry, KnowledgeBase
 from knowledge.law.corpus import LegalCorpus
@@ -106,8 +107,28 @@ def check_entries(
             )
 
 
+class BasisPeriod(Protocol):
+    """What the check reads of ``scheduler.deadlines.BasisPeriod`` (knowledge never imports it)."""
+
+    @property
+    def start(self) -> dt.date | None: ...
+    @property
+    def until(self) -> dt.date | None: ...
+    @property
+    def refs(self) -> Sequence[Reference]: ...
+
+
+class RuleBasis(Protocol):
+    """What the check reads of a deadline rule: its id and its basis per period."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def basis(self) -> Sequence[BasisPeriod]: ...
+
+
 def check_rules(
-    rules: Iterable[object], corpus: LegalCorpus, day: dt.date, report: CheckReport
+    rules: Iterable[RuleBasis], corpus: LegalCorpus, day: dt.date, report: CheckReport
 ) -> None:
     """Adds the findings of the deadline rules (``scheduler.deadlines.Rule``) to ``report``.
 
@@ -116,11 +137,9 @@ def check_rules(
     """
     for rule in rules:
         report.rules += 1
-        rule_id = getattr(rule, "id", "?")
-        where = f"rule {rule_id}"
-        for period in getattr(rule, "basis", ()):
-            start: dt.date | None = period.start
-            until: dt.date | None = period.until
+        where = f"rule {rule.id}"
+        for period in rule.basis:
+            start, until = period.start, period.until
             for ref in period.refs:
                 if not _resolve(corpus, ref, where, report):
                     continue
@@ -144,7 +163,7 @@ def check_rules(
 
 def check_all(
     kb: KnowledgeBase | Iterable[Entry],
-    rules: Iterable[object],
+    rules: Iterable[RuleBasis],
     corpus: LegalCorpus,
     day: dt.date | None = None,
 ) -> CheckReport:

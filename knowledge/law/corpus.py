@@ -170,8 +170,7 @@ class LegalCorpus:
                 continue
             if quote is None:
                 continue
-            covered = [ref.id == done or ref.id.startswith(done + ":") for done in seen]
-            if any(covered):
+            if any(ref.id == done or ref.id.startswith(done + ":") for done in seen):
                 continue
             seen.add(ref.id)
             quotes.append(quote)

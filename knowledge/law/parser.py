@@ -77,13 +77,17 @@ class Clause:
 
     def point(self, label: str) -> Point | None:
         """Returns the point or sub-point with this label ("e", "a.1"), or None."""
-        for point in self.points:
-            if point.label == label:
-                return point
-            for sub in point.subpoints:
-                if sub.label == label:
-                    return sub
-        return None
+        return _find_point(self.points, label)
+
+
+def _find_point(points: tuple[Point, ...], label: str) -> Point | None:
+    for point in points:
+        if point.label == label:
+            return point
+        for sub in point.subpoints:
+            if sub.label == label:
+                return sub
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,10 +126,7 @@ class Article:
 
     def point(self, label: str) -> Point | None:
         """Returns a point directly under the article (no clauses), or None."""
-        for point in self.points:
-            if point.label == label:
-                return point
-        return None
+        return _find_point(self.points, label)
 
 
 @dataclass(frozen=True, slots=True)
