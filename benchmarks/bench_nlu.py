@@ -18,18 +18,28 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import psutil
 
+from bot.answers import AnswerService
+from bot.db import create_db_engine, upgrade_db
+from bot.letter_eval import run_letters, summary
+from bot.nlu_client import NLUClient
 from bot.nlu_eval import predict_split
 from bot.nlu_service import NLUService
+from bot.questions import extract
+from bot.review import ReviewLog
 from bot.settings import PROJECT_ROOT, load_settings
 from knowledge.base import CHITCHAT_INTENTS, OUT_OF_SCOPE_INTENT, load_knowledge_base
 from knowledge.law.check import check_all
 from knowledge.law.corpus import LegalCorpus
-from nlu.build import TEST_DIR, load_examples, train_model
+from knowledge.law.retrieval import ClauseRetriever
+from knowledge.search import KnowledgeSearch
+from nlu.build import TEST_DIR, TRAIN_DIR, load_examples, train_model
 from nlu.evaluate import evaluate, split_by_spelling
+from nlu.letters import load_letters
 from scheduler.deadlines import load_rules
 
 
@@ -60,6 +70,7 @@ def main() -> None:
         try:
             asyncio.run(service.wait_ready())
             predictions = asyncio.run(predict_split(service.url))
+            letters = asyncio.run(letter_figures(service.url, Path(tmp) / "letters.db"))
             assert service.process is not None
             memory = rss_mb(service.process.pid)
 
@@ -127,7 +138,72 @@ def main() -> None:
     )
     print(f"NLU service memory (RSS)      {memory:.0f} MB")
     print("most confused:", ", ".join(f"{a}->{b} ({n})" for a, b, n in overall.confused[:5]))
+    print()
+    for line in letters:
+        print(line)
     print_corpus_figures()
+
+
+async def letter_figures(url: str, database: Path) -> list[str]:
+    """Held-out letters: right / honest / wrong, retrieval recall@3, 1,500-character latency."""
+    letters = load_letters(split="test")
+    engine = create_db_engine(f"sqlite:///{database}")
+    upgrade_db(engine)
+    kb = load_knowledge_base()
+    corpus = LegalCorpus.load()
+    started = time.perf_counter()
+    retriever = corpus.retriever
+    index_seconds = time.perf_counter() - started
+    search = KnowledgeSearch(kb, load_examples(TRAIN_DIR))
+    settings = load_settings()
+    async with NLUClient(url, timeout=10.0) as client:
+        service = AnswerService(
+            kb, search, client,
+            threshold=settings.nlu_confidence_threshold,
+            search_min_score=settings.search_min_score,
+            search_min_coverage=settings.search_min_coverage,
+            review_log=ReviewLog(engine),
+            corpus=corpus,
+        )  # fmt: skip
+        results = await run_letters(service, letters)
+        # Each held-out letter grown to 1,500 characters with the stories of others
+        # before it (its questions stay at the end).
+        padding = " ".join(x.text for x in load_letters(split="train"))
+        long_latencies = []
+        for letter in letters:
+            text = f"{padding[: max(0, 1499 - len(letter.text))]} {letter.text}"[-1500:]
+            answer = await service.answer(text, channel="bench")
+            long_latencies.append(answer.latency_ms)
+    engine.dispose()
+
+    recalled = total = 0
+    for letter in letters:
+        if not (letter.in_scope and letter.articles):
+            continue
+        parts = extract(letter.text)
+        found: list[str] = []
+        for question in parts.questions:
+            hits = retriever.search(question, 12, context=parts.story)
+            found += [a for a in ClauseRetriever.articles(hits, 3) if a not in found]
+        total += 1
+        recalled += bool(set(found[: 3 * len(parts.questions)]) & set(letter.articles))
+    scopes = Counter(x.in_scope for x in letters)
+    lines = [
+        f"held-out letters              {len(letters)} ({scopes[True]} in scope, "
+        f"{scopes[False]} out of scope)"
+    ]
+    for label, line in summary(results).items():
+        lines.append(f"letters, {label:13}        {line}")
+    lines.append(
+        f"clause retrieval recall@3     {recalled / max(total, 1):.1%} "
+        f"(gold article among the top 3 per question, {total} letters)"
+    )
+    lines.append(
+        f"1,500-character letters       p50 {statistics.median(long_latencies):.1f} ms   "
+        f"p99 {percentile(long_latencies, 99):.1f} ms ({len(long_latencies)} letters)"
+    )
+    lines.append(f"clause index build            {index_seconds:.2f} s (segments cached by hash)")
+    return lines
 
 
 def print_corpus_figures() -> None:

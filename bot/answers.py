@@ -10,6 +10,16 @@ Order of decisions (ARCHITECTURE.md "Answering a question"):
 4. otherwise the fallback: say plainly that the bot does not know, offer the
    closest topics and the hand-over to staff (/lienhe), and log the question
    for review. A guess is never presented as a legal answer.
+
+A letter (a long message, or a story around its questions) goes another way
+(:meth:`AnswerService._answer_letter`): its question parts are extracted
+(bot/questions.py), the domain gate (knowledge/domain.py) sends another field
+of law to an honest "ngoài phạm vi" answer, and each question part (at most
+three) is decided by one policy over the classifier's confidence, the entry
+search and the clause retrieval (knowledge/law/retrieval.py): the entry when
+they agree, the most relevant clause quoted verbatim when retrieval is strong
+and no entry fits, the fallback otherwise. A premise from the repealed 2012 law
+is corrected first (knowledge/premises.py).
 """
 
 from __future__ import annotations
@@ -24,11 +34,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from bot.nlu_client import NLUClient, NLUError, ParseResult
+from bot.questions import extract, is_letter
 from bot.replies import Button, Citation, Reply
 from bot.review import ReviewLog
 from knowledge.base import CHITCHAT_INTENTS, OUT_OF_SCOPE_INTENT, Entry, KnowledgeBase
+from knowledge.domain import DomainGate, Verdict, default_gate
 from knowledge.law.corpus import LegalCorpus, default_corpus
+from knowledge.law.retrieval import ClauseRetriever, Retrieved
+from knowledge.premises import Premise, Premises, default_premises
 from knowledge.search import KnowledgeSearch, SearchHit
 from nlu.textnorm import clean_text
 
@@ -36,6 +52,7 @@ __all__ = [
     "Answer",
     "AnswerKind",
     "AnswerService",
+    "LetterPolicy",
     "citations",
     "quote_button",
     "render_entry",
@@ -67,6 +84,39 @@ EMPTY_TEXT = (
 AGREEMENT_MIN_CONFIDENCE = 0.25
 # Offered when nothing in the knowledge base comes close.
 DEFAULT_SUGGESTIONS = ("so_thanh_vien_toi_thieu", "von_gop_toi_da", "han_khai_thue_quy")
+QUOTE_MARK = "📜 Trích nguyên văn"
+CLAUSE_CAVEAT = (
+    "Đây là quy định gần nhất với câu hỏi của bạn, trích nguyên văn; mình chưa có câu trả "
+    "lời soạn sẵn cho đúng trường hợp này. Hãy đọc cả điều luật, hoặc gõ /lienhe để cán bộ "
+    "trả lời cụ thể."
+)
+OUT_OF_SCOPE_TEXT = (
+    "Câu hỏi của bạn thuộc lĩnh vực {field}, ngoài phạm vi của Trợ lý HTX: mình chỉ trả "
+    "lời về hợp tác xã, tổ hợp tác, liên hiệp HTX và các chính sách, thủ tục liên quan, nên "
+    "không muốn trả lời đoán.\n"
+    "Những câu hỏi như vậy thường được giải đáp tại: {where}.\n"
+    "Nếu câu hỏi có phần liên quan đến HTX của bạn, hãy gõ lại riêng phần đó, hoặc gõ "
+    "/lienhe để hỏi cán bộ Liên minh HTX."
+)
+
+
+@dataclass(frozen=True)
+class LetterPolicy:
+    """Thresholds of the letter policy, calibrated on the training letters only.
+
+    ``entry_alone``: classifier confidence that answers an entry by itself;
+    ``entry_agree``: the least confidence that answers it when the entry search
+    (top three) or the clause retrieval (an article the entry cites among the
+    top clauses' articles) points to the same entry; ``clause_min``: the least
+    BM25 score of the best clause to quote it when no entry fits;
+    ``context_weight``: the story's weight in retrieval.
+    """
+
+    entry_alone: float = 0.9
+    entry_agree: float = 0.35
+    clause_min: float = 15.0
+    context_weight: float = 0.3
+    law_articles: int = 3
 
 
 class AnswerKind(enum.StrEnum):
@@ -74,7 +124,9 @@ class AnswerKind(enum.StrEnum):
 
     ENTRY = "entry"  # a confident NLU intent mapped to its entry
     SUGGESTED = "suggested"  # a lexical match, framed as "Có phải bạn hỏi về ...?"
+    CLAUSE = "clause"  # the most relevant clause, quoted verbatim (no entry fits)
     CHITCHAT = "chitchat"
+    OUT_OF_SCOPE = "out_of_scope"  # another field of law: where to ask instead
     FALLBACK = "fallback"
 
 
@@ -130,11 +182,21 @@ class Answer:
     latency_ms: float = 0.0
     extra_buttons: tuple[Button, ...] = field(default=())
     citations: tuple[Citation, ...] = ()
+    clauses: tuple[str, ...] = ()  # ids of the clauses quoted (kind CLAUSE)
+    parts: tuple[Answer, ...] = ()  # a letter's answers, one per question, in order
+    field: str | None = None  # the neighbouring field (kind OUT_OF_SCOPE)
 
     @property
     def fallback(self) -> bool:
-        """True exactly when the bot could not answer from the knowledge base."""
-        return self.kind is AnswerKind.FALLBACK
+        """True when the bot gave no answer from the knowledge base or the law."""
+        if self.parts:
+            return all(p.fallback for p in self.parts)
+        return self.kind in (AnswerKind.FALLBACK, AnswerKind.OUT_OF_SCOPE)
+
+    @property
+    def answered(self) -> tuple[Answer, ...]:
+        """The answers shown: the parts of a letter, or this answer alone."""
+        return self.parts or (self,)
 
     def buttons(self) -> tuple[Button, ...]:
         """The choices offered with the answer: the law verbatim, related topics, then staff."""
@@ -150,8 +212,8 @@ class Answer:
         return any(c.quotable for c in self.citations)
 
     def to_replies(self) -> list[Reply]:
-        """The answer as channel-neutral replies."""
-        return [Reply(self.text, self.buttons(), self.citations)]
+        """The answer as channel-neutral replies: one per question of a letter."""
+        return [Reply(a.text, a.buttons(), a.citations) for a in self.answered]
 
     def to_json(self) -> dict[str, Any]:
         """The JSON contract of ``coopbot ask --json``."""
@@ -171,6 +233,9 @@ class Answer:
             "suggestions": [e.id for e in self.suggestions],
             "last_checked": format_date(self.entry.checked) if self.entry else None,
             "latency_ms": round(self.latency_ms, 2),
+            "clauses": list(self.clauses),
+            "field": self.field,
+            "parts": [p.to_json() for p in self.parts],
         }
 
 
@@ -190,6 +255,9 @@ class AnswerService:
         review_threshold: float = 0.0,
         rng: random.Random | None = None,
         corpus: LegalCorpus | None = None,
+        gate: DomainGate | None = None,
+        premises: Premises | None = None,
+        policy: LetterPolicy | None = None,
     ) -> None:
         """Wires the service; ``nlu=None`` answers from lexical search only.
 
@@ -206,6 +274,14 @@ class AnswerService:
         self.review_threshold = review_threshold
         self._rng = rng or random.Random()
         self.corpus = corpus or default_corpus()
+        self.gate = gate or default_gate()
+        self.premises = premises or default_premises()
+        self.policy = policy or LetterPolicy()
+
+    @property
+    def retriever(self) -> ClauseRetriever:
+        """The clause index of the corpus (built once, on first use)."""
+        return self.corpus.retriever
 
     async def answer(
         self, question: str, *, channel: str = "cli", member_id: int | None = None
@@ -264,6 +340,13 @@ class AnswerService:
                 return self._fallback(question, None), None, None
             return Answer(question, AnswerKind.CHITCHAT, EMPTY_TEXT, matched_by=None), None, None
 
+        if is_letter(question):
+            return await self._answer_letter(question)
+        verdict = self.gate.judge([text])
+        if not verdict.in_scope:
+            parse = await self._parse(text)
+            return self._out_of_scope(question, verdict, parse), parse, "out_of_scope"
+
         parse = await self._parse(text)
         if parse is not None and parse.intent and parse.confidence >= self.threshold:
             if parse.intent in CHITCHAT_INTENTS:
@@ -300,6 +383,156 @@ class AnswerService:
             return answer, parse, None
         reason = "nlu_unavailable" if parse is None else "low_confidence"
         return self._fallback(question, parse, hits=hits), parse, reason
+
+    # -- letters ------------------------------------------------------------------------
+
+    async def _answer_letter(self, question: str) -> tuple[Answer, ParseResult | None, str | None]:
+        """A letter: each question part (at most three) answered by the one policy."""
+        letter = extract(question)
+        verdict = self.gate.judge(letter.questions, letter.story)
+        if not verdict.in_scope:
+            parse = await self._parse(letter.questions[0]) if letter.questions else None
+            return self._out_of_scope(question, verdict, parse), parse, "out_of_scope"
+        context = (
+            self.retriever.scores(letter.story)
+            if letter.story and self.policy.context_weight > 0
+            else None
+        )
+        parses = await asyncio.gather(*(self._parse(q) for q in letter.questions))
+        parts: list[Answer] = []
+        seen: set[str] = set()
+        for part, parse in zip(letter.questions, parses, strict=True):
+            answer = self._decide(question, part, parse, context)
+            key = answer.entry.id if answer.entry else ",".join(answer.clauses) or answer.kind
+            if key in seen:
+                continue  # two questions answered by the same entry: shown once
+            seen.add(key)
+            parts.append(answer)
+        if not parts:
+            return self._fallback(question, None), None, "low_confidence"
+        parts[0] = self._with_corrections(parts[0], self.premises.found(letter.text))
+        reason = None
+        if all(a.fallback for a in parts):
+            reason = "nlu_unavailable" if all(p is None for p in parses) else "low_confidence"
+        first_parse = next((p for p in parses if p is not None), None)
+        if len(parts) == 1:
+            return Answer(**{**parts[0].__dict__, "question": question}), first_parse, reason
+        # Logged as the first question that got an answer; shown as one reply per question.
+        lead = next((a for a in parts if not a.fallback), parts[0])
+        combined = Answer(**{**lead.__dict__, "question": question, "parts": tuple(parts)})
+        return combined, first_parse, reason
+
+    def _decide(
+        self, question: str, part: str, parse: ParseResult | None, context: np.ndarray | None
+    ) -> Answer:
+        """One question part: the entry, a quoted clause, or the fallback."""
+        policy = self.policy
+        clauses = self.retriever.search(
+            part,
+            5,
+            context=context if context is not None else "",
+            context_weight=policy.context_weight,
+        )
+        hits = self.search.search(part)
+        entry = self._letter_entry(parse, hits, clauses)
+        if entry is not None:
+            return self._entry_answer(question, entry, parse, AnswerKind.ENTRY, "letter")
+        leaning_away = (
+            parse is not None
+            and parse.intent in (OUT_OF_SCOPE_INTENT, *CHITCHAT_INTENTS)
+            and parse.confidence >= self.threshold
+        )
+        if self._strong_clause(clauses) and not leaning_away:
+            return self._clause_answer(question, clauses[0], parse)
+        return self._fallback(question, parse, hits=hits)
+
+    def _letter_entry(
+        self, parse: ParseResult | None, hits: Sequence[SearchHit], clauses: Sequence[Retrieved]
+    ) -> Entry | None:
+        """The classifier's entry when it is sure, or unsure but confirmed by retrieval."""
+        if parse is None or not parse.intent:
+            return None
+        entry = self.kb.get(parse.intent)
+        if entry is None:
+            return None
+        if parse.confidence >= self.policy.entry_alone:
+            return entry
+        if parse.confidence < self.policy.entry_agree:
+            return None
+        strong = [
+            h.entry.id
+            for h in hits[:3]
+            if h.score >= self.search_min_score and h.coverage >= self.search_min_coverage
+        ]
+        articles = set(ClauseRetriever.articles(clauses, self.policy.law_articles))
+        cited = {ref.article_id for ref in entry.basis if ref.article_id}
+        if entry.id in strong or articles & cited:
+            return entry
+        return None
+
+    def _strong_clause(self, clauses: Sequence[Retrieved]) -> bool:
+        """A best clause worth quoting: a high score, and its article holds most of the top three.
+
+        One clause matching a few common words is a coincidence; several clauses of
+        the same article on top means the article is about what was asked.
+        """
+        if not clauses or clauses[0].score < self.policy.clause_min:
+            return False
+        top = clauses[0].article_id
+        return sum(c.article_id == top for c in clauses[:3]) >= 2
+
+    def _clause_answer(self, question: str, hit: Retrieved, parse: ParseResult | None) -> Answer:
+        """The most relevant clause, verbatim and cited, with the full article and staff."""
+        heading = f"{hit.ref.label} {hit.document.name}"
+        text = "\n".join(
+            [
+                f"Quy định liên quan nhất: {heading} ({hit.article.title}):",
+                "",
+                f"{QUOTE_MARK}:",
+                f"«{hit.text.strip()}»",
+                "",
+                CLAUSE_CAVEAT,
+            ]
+        )
+        button = Button(
+            f"📖 Đọc cả Điều {hit.ref.article}", f"dieu:{hit.document.slug}:{hit.ref.article}"
+        )
+        return Answer(
+            question,
+            AnswerKind.CLAUSE,
+            text,
+            intent=parse.intent if parse else None,
+            confidence=parse.confidence if parse else None,
+            nlu_available=parse is not None,
+            matched_by="law",
+            extra_buttons=(button,),
+            citations=(Citation(hit.document.name, hit.ref.label, hit.ref.id, True),),
+            clauses=(hit.ref.id,),
+        )
+
+    def _out_of_scope(self, question: str, verdict: Verdict, parse: ParseResult | None) -> Answer:
+        """The honest "ngoài phạm vi" answer: which field, and where it is usually answered."""
+        field_ = verdict.field
+        assert field_ is not None  # out of scope always names the field it found
+        return Answer(
+            question,
+            AnswerKind.OUT_OF_SCOPE,
+            OUT_OF_SCOPE_TEXT.format(field=field_.name, where=field_.where),
+            intent=parse.intent if parse else None,
+            confidence=parse.confidence if parse else None,
+            nlu_available=parse is not None,
+            matched_by="gate",
+            field=field_.id,
+        )
+
+    def _with_corrections(self, answer: Answer, premises: Sequence[Premise]) -> Answer:
+        """The answer opened by a correction of each 2012 premise the letter states."""
+        if not premises:
+            return answer
+        lines = [
+            f"⚠️ Lưu ý: {p.correction} (Căn cứ: {self.corpus.cite(list(p.basis))})" for p in premises
+        ]
+        return Answer(**{**answer.__dict__, "text": "\n".join([*lines, "", answer.text])})
 
     async def _parse(self, text: str) -> ParseResult | None:
         if self.nlu is None:

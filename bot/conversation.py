@@ -96,7 +96,7 @@ REMINDER_QUESTION_BUTTONS: Final = (
 )
 STALE_CHOICE: Final = "Lựa chọn này không còn hiệu lực. Gõ /help để xem các lệnh."
 FAQ_PAGE_SIZE: Final = 6
-MAX_QUESTION_CHARS: Final = 1000  # longer texts are answered from their beginning
+MAX_QUESTION_CHARS: Final = 2000  # longer texts are answered from their beginning
 MAX_OPEN_HANDOVERS: Final = 5
 HANDOVER_RECENT: Final = dt.timedelta(minutes=60)
 DEADLINE_HORIZON: Final = dt.timedelta(days=122)
@@ -401,7 +401,7 @@ class Conversation:
             fallback=answer.fallback,
             latency_ms=answer.latency_ms,
         )
-        return [_answer_reply(answer, message_id)]
+        return _answer_replies(answer, message_id)
 
     async def _entry_reply(self, member: MemberInfo, entry: Entry) -> Reply:
         message_id = await asyncio.to_thread(
@@ -814,11 +814,16 @@ def _related_buttons(kb: KnowledgeBase, entry: Entry) -> tuple[Button, ...]:
     return tuple(Button(e.title, f"faq:{e.id}") for r in entry.related if (e := kb.get(r)))
 
 
-def _answer_reply(answer: Answer, message_id: int) -> Reply:
-    (reply,) = answer.to_replies()
-    if answer.kind in (AnswerKind.ENTRY, AnswerKind.SUGGESTED):
-        return Reply(reply.text, (*_feedback_buttons(message_id), *reply.buttons), reply.citations)
-    return reply
+def _answer_replies(answer: Answer, message_id: int) -> list[Reply]:
+    """One reply per question answered; answers from the knowledge base or the law ask for 👍/👎."""
+    replies = []
+    for part, reply in zip(answer.answered, answer.to_replies(), strict=True):
+        if part.kind in (AnswerKind.ENTRY, AnswerKind.SUGGESTED, AnswerKind.CLAUSE):
+            reply = Reply(
+                reply.text, (*_feedback_buttons(message_id), *reply.buttons), reply.citations
+            )
+        replies.append(reply)
+    return replies
 
 
 def _storable(text: str) -> str:

@@ -101,13 +101,19 @@ class LawChat:
         return self._article(doc, number, 0, first_page=True)
 
     def page(self, rest: str) -> Reply:
-        """A page of an article (``dieu:<slug>:<article>:<page>``)."""
+        """A page of an article (``dieu:<slug>:<article>:<page>``).
+
+        Without the page (``dieu:<slug>:<article>``, the "full article" choice under
+        a quoted clause) the article's first page comes as a new message.
+        """
         parts = rest.split(":")
-        if len(parts) != 3 or not parts[1].isdigit():
+        if len(parts) not in (2, 3) or not parts[1].isdigit():
             return Reply(STALE, notice=True)
         doc = self.corpus.register.by_slug(parts[0])
         if doc is None or self.corpus.article(doc.number, int(parts[1])) is None:
             return Reply(STALE, notice=True)
+        if len(parts) == 2:
+            return self._article(doc, int(parts[1]), 0, first_page=True)
         return self._article(doc, int(parts[1]), _page_number(parts[2], 10**6), first_page=False)
 
     def _article(self, doc: Document, number: int, page: int, *, first_page: bool) -> Reply:

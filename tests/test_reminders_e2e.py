@@ -206,17 +206,6 @@ def test_a_zalo_member_takes_a_seat_by_number_and_is_reminded(nlu_url: str, tmp_
     database = tmp_path / "bot.db"
     engine = create_db_engine(f"sqlite:///{database}")
     upgrade_db(engine)
-    # "1 day before" falls due six seconds from now, on the real clock.
-    start = dt.datetime.now(dt.UTC) + dt.timedelta(days=1, seconds=6)
-    TrainingStore(engine, Outbox(engine)).create(
-        SessionDraft.build(
-            title="Hoá đơn điện tử cho HTX",
-            starts_at=start,
-            ends_at=start + dt.timedelta(hours=2),
-            online_url="https://meet.example.vn/hoa-don",
-            capacity=20,
-        )
-    )
     with FakeZalo(tokens=(ZALO_SOLO,)) as zalo:
         settings = bot_settings(
             nlu_url,
@@ -234,13 +223,26 @@ def test_a_zalo_member_takes_a_seat_by_number_and_is_reminded(nlu_url: str, tmp_
             return str(zalo.sent_messages(chat)[-1]["text"])
 
         with RunningBot(settings):
+            # Created once the bot is up, so a slow start cannot eat the margin: the
+            # "1 day before" reminder falls due 20 s from now, on the real clock. A
+            # member who registers after that moment gets no "1 day before" reminder.
+            start = dt.datetime.now(dt.UTC) + dt.timedelta(days=1, seconds=20)
+            TrainingStore(engine, Outbox(engine)).create(
+                SessionDraft.build(
+                    title="Hoá đơn điện tử cho HTX",
+                    starts_at=start,
+                    ends_at=start + dt.timedelta(hours=2),
+                    online_url="https://meet.example.vn/hoa-don",
+                    capacity=20,
+                )
+            )
             listing = say("/taphuan", 1)
             assert "1. Hoá đơn điện tử cho HTX" in listing and "Còn 20/20 chỗ" in listing
             assert "1. ➕ Đăng ký 1: Hoá đơn điện tử cho HTX" in listing
             assert "Gõ số 1 để chọn." in listing
             taken = say("1", 2)
             assert taken.startswith("✅ Bạn đã đăng ký thành công")
-            zalo.wait_for_message(chat, timeout=30, count=3)
+            zalo.wait_for_message(chat, timeout=60, count=3)
             reminder = str(zalo.sent_messages(chat)[-1]["text"])
         assert "Nhắc lịch tập huấn: buổi học bắt đầu ngày mai" in reminder
         assert "https://meet.example.vn/hoa-don" in reminder

@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from knowledge.law.parser import Article, Clause, ParsedText, Point, parse_text
 from knowledge.law.references import Reference
@@ -25,10 +25,11 @@ from knowledge.law.register import (
     RegisterError,
     load_register,
 )
-from knowledge.search import BM25Index, search_terms
+
+if TYPE_CHECKING:
+    from knowledge.law.retrieval import ClauseRetriever, Retrieved
 
 __all__ = [
-    "ClauseHit",
     "LegalCorpus",
     "Quote",
     "UnresolvedReference",
@@ -55,18 +56,6 @@ class Quote:
         return f"{self.document.name}, {self.article.heading}"
 
 
-@dataclass(frozen=True, slots=True)
-class ClauseHit:
-    """A search result: the clause (or a clause-less article) and its score."""
-
-    ref: Reference
-    document: Document
-    article: Article
-    text: str
-    score: float
-    coverage: float
-
-
 class LegalCorpus:
     """The register and the texts we hold, parsed."""
 
@@ -74,8 +63,6 @@ class LegalCorpus:
         """Wraps a register and its parsed texts; see :meth:`load`."""
         self.register = register
         self.texts = texts
-        self._index: BM25Index | None = None
-        self._rows: list[tuple[Reference, Article, str]] = []
 
     @classmethod
     def load(
@@ -204,27 +191,16 @@ class LegalCorpus:
                     ref = Reference(doc=number, article=article.number, clause=clause.number)
                     yield ref, article, clause.text
 
-    def search(self, text: str, limit: int = 5, *, only_current: bool = True) -> list[ClauseHit]:
-        """The clauses that best match ``text`` (BM25, diacritic-insensitive), best first."""
-        if self._index is None:
-            self._rows = list(self.units())
-            docs = [
-                Counter(
-                    search_terms(article.title, segmented=False)
-                    + search_terms(body, segmented=False)
-                )
-                for _, article, body in self._rows
-            ]
-            self._index = BM25Index(docs)
-        today = dt.date.today()
-        hits: list[ClauseHit] = []
-        for row, score, coverage in self._index.rank(text, limit * 4):
-            ref, article, body = self._rows[row]
-            doc = self.register.documents[ref.doc]
-            if only_current and not doc.in_force_on(today):
-                continue
-            hits.append(ClauseHit(ref, doc, article, body, score, coverage))
-        return hits[:limit]
+    @functools.cached_property
+    def retriever(self) -> ClauseRetriever:
+        """The clause index (bm25s), built on first use; see :mod:`knowledge.law.retrieval`."""
+        from knowledge.law.retrieval import ClauseRetriever
+
+        return ClauseRetriever(self)
+
+    def search(self, text: str, limit: int = 5) -> list[Retrieved]:
+        """The clauses in force that best match ``text`` (diacritic-insensitive), best first."""
+        return self.retriever.search(text, limit)
 
 
 @functools.cache
