@@ -120,7 +120,8 @@ class DomainGate:
         if best is None:
             return Verdict(True, None, 0.0, coop_q, coop_s)
         if best_in_questions > 0:
-            out = coop_q == 0 or best_in_questions > coop_q
+            # "sang tên sổ đỏ cho HTX" stays: a cooperative word in the question keeps it.
+            out = coop_q == 0
         else:
             out = coop_q == 0 and coop_s == 0
         return Verdict(not out, best, best_score, coop_q, coop_s, tuple(best_terms))
