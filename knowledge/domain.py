@@ -119,11 +119,9 @@ class DomainGate:
                 )
         if best is None:
             return Verdict(True, None, 0.0, coop_q, coop_s)
-        if best_in_questions > 0:
-            # "sang tên sổ đỏ cho HTX" stays: a cooperative word in the question keeps it.
-            out = coop_q == 0
-        else:
-            out = coop_q == 0 and coop_s == 0
+        # A cooperative word in the question keeps it ("sang tên sổ đỏ cho HTX"); a field
+        # word in the story alone decides only when the story has no cooperative word either.
+        out = coop_q == 0 and (best_in_questions > 0 or coop_s == 0)
         return Verdict(not out, best, best_score, coop_q, coop_s, tuple(best_terms))
 
 
