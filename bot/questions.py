@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from nlu.textnorm import clean_text, normalize_word, strip_diacritics
+from nlu.textnorm import clean_text, plain_words, strip_diacritics
 
 __all__ = ["MAX_QUESTIONS", "Letter", "extract", "is_letter"]
 
@@ -30,7 +30,6 @@ LETTER_MIN_CHARS: Final = 160
 # Sentence ends: . ! ? … ; and line breaks. A "?" closes a sentence even when
 # the writer forgets the space after it.
 _SENTENCE_END = re.compile(r"(?<=[.!?…;])\s+|(?<=\?)(?=\S)|\n+")
-_WORD = re.compile(r"\w+")
 
 # Question cues, diacritic-free, after abbreviation expansion ("k" -> "khong",
 # "dc" -> "duoc", "bn" -> "bao nhieu", "j" -> "gi").
@@ -204,11 +203,6 @@ class Letter:
         return len(self.questions) > 1
 
 
-def _plain(sentence: str) -> str:
-    """Diacritic-free words with abbreviations expanded, for matching cues."""
-    return " ".join(normalize_word(w).replace("_", " ") for w in _WORD.findall(sentence))
-
-
 def _content_words(plain: str) -> list[str]:
     return [w for w in plain.split() if w not in _FRAME_WORDS and not w.isdigit()]
 
@@ -249,7 +243,7 @@ def extract(text: str, limit: int = MAX_QUESTIONS) -> Letter:
     """
     sentences = split_sentences(text)
     cleaned = clean_text(text)
-    plains = [_plain(s) for s in sentences]
+    plains = [plain_words(s) for s in sentences]
     frames = [_is_frame(s, p) for s, p in zip(sentences, plains, strict=True)]
     asked = [
         i

@@ -18,7 +18,6 @@ story alone decides only when nothing in the message is about cooperatives.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,20 +25,18 @@ from typing import Final
 
 import yaml
 
-from nlu.textnorm import normalize_word
+from nlu.textnorm import plain_words
 
-__all__ = ["DomainGate", "Field", "Verdict", "default_gate", "plain_words"]
+__all__ = ["DomainGate", "Field", "Verdict", "default_gate", "padded"]
 
 FIELDS_PATH: Final = Path(__file__).with_name("fields.yml")
-_WORD: Final = re.compile(r"\w+")
 # The story's field words count this much against the question's.
 STORY_WEIGHT: Final = 0.5
 
 
-def plain_words(text: str) -> str:
-    """The text as diacritic-free words, abbreviations expanded, padded with spaces."""
-    words = (normalize_word(w).replace("_", " ") for w in _WORD.findall(text))
-    return f" {' '.join(words)} "
+def padded(text: str) -> str:
+    """The text's :func:`plain_words` with a space either side, for whole-word matching."""
+    return f" {plain_words(text)} "
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,13 +77,13 @@ class DomainGate:
     def load(cls, path: Path = FIELDS_PATH) -> DomainGate:
         """Reads ``fields.yml``."""
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        cooperative = [plain_words(t).strip() for t in data["cooperative"]]
+        cooperative = [plain_words(t) for t in data["cooperative"]]
         fields = [
             Field(
                 id=key,
                 name=str(value["name"]),
                 where=str(value["where"]),
-                terms=tuple(plain_words(t).strip() for t in value["terms"]),
+                terms=tuple(plain_words(t) for t in value["terms"]),
             )
             for key, value in data["fields"].items()
         ]
@@ -98,8 +95,8 @@ class DomainGate:
 
     def judge(self, questions: Sequence[str], story: str = "") -> Verdict:
         """Decides on a message given as its question parts and its story."""
-        asked = " ".join(plain_words(q) for q in questions)
-        told = plain_words(story)
+        asked = " ".join(padded(q) for q in questions)
+        told = padded(story)
         coop_q = len(_count(asked, self.cooperative))
         coop_s = len(_count(told, self.cooperative))
         best: Field | None = None

@@ -16,7 +16,7 @@ from typing import Final
 
 import yaml
 
-from knowledge.domain import plain_words
+from knowledge.domain import padded
 from knowledge.law.references import Reference
 
 __all__ = ["Premise", "Premises", "default_premises"]
@@ -59,8 +59,8 @@ class Premises:
 
     def found(self, text: str) -> list[Premise]:
         """The premises ``text`` states, in table order (a general one last)."""
-        padded = plain_words(text)
-        hits = [p for p in self.premises if p.pattern.search(padded)]
+        words = padded(text)
+        hits = [p for p in self.premises if p.pattern.search(words)]
         specific = [p for p in hits if p.id != "luat_2012"]
         return specific or hits
 

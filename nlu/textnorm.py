@@ -16,6 +16,7 @@ __all__ = [
     "clean_text",
     "has_diacritics",
     "normalize_word",
+    "plain_words",
     "strip_diacritics",
 ]
 
@@ -127,3 +128,15 @@ def normalize_word(word: str, expand_abbreviations: bool = True) -> str:
     if expand_abbreviations:
         syllables = [ABBREVIATIONS.get(s, s) for s in syllables]
     return "_".join(" ".join(syllables).split())
+
+
+_WORD_RE = re.compile(r"\w+")
+
+
+def plain_words(text: str) -> str:
+    """The words of ``text``, diacritic-free, abbreviations expanded, one space apart.
+
+    "Cho em hỏi HTX có đc k" becomes "cho em hoi hop tac xa co duoc khong": the form
+    word lists and patterns (question cues, domain terms, 2012 premises) are matched on.
+    """
+    return " ".join(normalize_word(w).replace("_", " ") for w in _WORD_RE.findall(text))

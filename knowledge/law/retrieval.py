@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -36,7 +35,7 @@ import yaml
 from knowledge.law.references import Reference
 from knowledge.search import STOPWORDS
 from nlu.segmenter import segment
-from nlu.textnorm import normalize_word
+from nlu.textnorm import plain_words
 
 if TYPE_CHECKING:
     from knowledge.law.corpus import LegalCorpus
@@ -51,7 +50,6 @@ SYNONYMS_PATH: Final = Path(__file__).with_name("synonyms.yml")
 # Bump when tokenisation changes: cached segments of an older scheme are ignored.
 _SCHEME: Final = "segments-v1"
 _TITLE_REPEAT: Final = 2  # the article title counts twice: it names the topic
-_WORD: Final = re.compile(r"\w+")
 
 
 def default_cache_dir() -> Path:
@@ -66,12 +64,7 @@ def load_synonyms(path: Path = SYNONYMS_PATH) -> dict[str, str]:
     """The synonym table: diacritic-free phrase -> the law's words."""
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     table = data.get("synonyms") or {}
-    return {_plain(str(k)): _plain(str(v)) for k, v in table.items()}
-
-
-def _plain(text: str) -> str:
-    """Diacritic-free, abbreviations expanded, single spaces."""
-    return " ".join(normalize_word(w).replace("_", " ") for w in _WORD.findall(text))
+    return {plain_words(str(k)): plain_words(str(v)) for k, v in table.items()}
 
 
 def _from_lemmas(lemmas: Sequence[str]) -> list[str]:
@@ -94,7 +87,7 @@ def tokens(text: str, synonyms: dict[str, str] | None = None) -> list[str]:
     """The index terms of ``text``; with ``synonyms``, old terms give way to the law's words."""
     terms = _from_lemmas(_lemmas(text))
     if synonyms:
-        padded = f" {_plain(text)} "
+        padded = f" {plain_words(text)} "
         # Longest phrases first, so "truong ban quan tri" wins over "ban quan tri".
         for phrase in sorted(synonyms, key=len, reverse=True):
             if f" {phrase} " not in padded:
