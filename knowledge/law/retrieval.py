@@ -42,7 +42,14 @@ if TYPE_CHECKING:
     from knowledge.law.parser import Article
     from knowledge.law.register import Document
 
-__all__ = ["ClauseRetriever", "Retrieved", "default_cache_dir", "load_synonyms", "tokens"]
+__all__ = [
+    "ClauseRetriever",
+    "Retrieved",
+    "default_cache_dir",
+    "expansions",
+    "load_synonyms",
+    "tokens",
+]
 
 log = logging.getLogger(__name__)
 
@@ -83,20 +90,31 @@ def _lemmas(text: str) -> list[str]:
     return [seg.lemma for seg in segment(text, segment_plain=True)]
 
 
-def tokens(text: str, synonyms: dict[str, str] | None = None) -> list[str]:
-    """The index terms of ``text``; with ``synonyms``, old terms give way to the law's words."""
+def expansions(synonyms: dict[str, str]) -> list[tuple[str, list[str]]]:
+    """Each synonym phrase with the law's words as index terms, longest phrase first.
+
+    Segmented once, when the index is built: queries only look the phrases up.
+    Longest first, so "truong ban quan tri" wins over "ban quan tri".
+    """
+    return [
+        (phrase, _from_lemmas(_lemmas(synonyms[phrase])))
+        for phrase in sorted(synonyms, key=len, reverse=True)
+    ]
+
+
+def tokens(text: str, expanded: Sequence[tuple[str, list[str]]] = ()) -> list[str]:
+    """The index terms of ``text``; with :func:`expansions`, old terms give way to the law's."""
     terms = _from_lemmas(_lemmas(text))
-    if synonyms:
-        padded = f" {plain_words(text)} "
-        # Longest phrases first, so "truong ban quan tri" wins over "ban quan tri".
-        for phrase in sorted(synonyms, key=len, reverse=True):
-            if f" {phrase} " not in padded:
+    if expanded:
+        words = f" {plain_words(text)} "
+        for phrase, replacement in expanded:
+            if f" {phrase} " not in words:
                 continue
-            padded = padded.replace(f" {phrase} ", " ")
+            words = words.replace(f" {phrase} ", " ")
             for old in phrase.split():  # the old words would pull in unrelated clauses
                 if old in terms:
                     terms.remove(old)
-            terms.extend(_from_lemmas(_lemmas(synonyms[phrase])))
+            terms.extend(replacement)
     return terms
 
 
@@ -131,6 +149,7 @@ class ClauseRetriever:
         logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every build at DEBUG
         self.corpus = corpus
         self.synonyms = load_synonyms() if synonyms is None else synonyms
+        self._expanded = expansions(self.synonyms)
         self.rows = list(corpus.units())
         documents = self._segments(cache_dir or default_cache_dir())
         self._bm25 = bm25s.BM25()
@@ -171,7 +190,7 @@ class ClauseRetriever:
     def query_terms(self, text: str) -> list[str]:
         """The terms of ``text`` the index knows (synonyms added)."""
         vocabulary = self._vocabulary
-        return [t for t in tokens(text, self.synonyms) if t in vocabulary]
+        return [t for t in tokens(text, self._expanded) if t in vocabulary]
 
     def scores(self, text: str) -> np.ndarray:
         """BM25 scores of every clause for ``text`` (zeros when no term is known)."""
