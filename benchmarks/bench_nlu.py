@@ -23,21 +23,17 @@ from pathlib import Path
 
 import psutil
 
-from bot.answers import AnswerService
-from bot.db import create_db_engine, upgrade_db
 from bot.letter_eval import run_letters, summary
-from bot.nlu_client import NLUClient
 from bot.nlu_eval import predict_split
 from bot.nlu_service import NLUService
 from bot.questions import extract
-from bot.review import ReviewLog
 from bot.settings import PROJECT_ROOT, load_settings
+from bot.wiring import answer_service
 from knowledge.base import CHITCHAT_INTENTS, OUT_OF_SCOPE_INTENT, load_knowledge_base
 from knowledge.law.check import check_all
 from knowledge.law.corpus import LegalCorpus
 from knowledge.law.retrieval import ClauseRetriever
-from knowledge.search import KnowledgeSearch
-from nlu.build import TEST_DIR, TRAIN_DIR, load_examples, train_model
+from nlu.build import TEST_DIR, load_examples, train_model
 from nlu.evaluate import evaluate, split_by_spelling
 from nlu.letters import load_letters
 from scheduler.deadlines import load_rules
@@ -147,24 +143,14 @@ def main() -> None:
 async def letter_figures(url: str, database: Path) -> list[str]:
     """Held-out letters: right / honest / wrong, retrieval recall@3, 1,500-character latency."""
     letters = load_letters(split="test")
-    engine = create_db_engine(f"sqlite:///{database}")
-    upgrade_db(engine)
-    kb = load_knowledge_base()
-    corpus = LegalCorpus.load()
-    started = time.perf_counter()
-    retriever = corpus.retriever
-    index_seconds = time.perf_counter() - started
-    search = KnowledgeSearch(kb, load_examples(TRAIN_DIR))
-    settings = load_settings()
-    async with NLUClient(url, timeout=10.0) as client:
-        service = AnswerService(
-            kb, search, client,
-            threshold=settings.nlu_confidence_threshold,
-            search_min_score=settings.search_min_score,
-            search_min_coverage=settings.search_min_coverage,
-            review_log=ReviewLog(engine),
-            corpus=corpus,
-        )  # fmt: skip
+    # The service `coopbot ask` builds, on the NLU service already running at ``url``.
+    settings = load_settings().model_copy(
+        update={"nlu_url": url, "database_url": f"sqlite:///{database}"}
+    )
+    async with answer_service(settings) as service:
+        started = time.perf_counter()
+        retriever = service.retriever
+        index_seconds = time.perf_counter() - started
         results = await run_letters(service, letters)
         # Each held-out letter grown to 1,500 characters with the stories of others
         # before it (its questions stay at the end).
@@ -174,7 +160,6 @@ async def letter_figures(url: str, database: Path) -> list[str]:
             text = f"{padding[: max(0, 1499 - len(letter.text))]} {letter.text}"[-1500:]
             answer = await service.answer(text, channel="bench")
             long_latencies.append(answer.latency_ms)
-    engine.dispose()
 
     recalled = total = 0
     for letter in letters:

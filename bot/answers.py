@@ -25,6 +25,7 @@ is corrected first (knowledge/premises.py).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import enum
 import logging
@@ -128,6 +129,13 @@ class AnswerKind(enum.StrEnum):
     CHITCHAT = "chitchat"
     OUT_OF_SCOPE = "out_of_scope"  # another field of law: where to ask instead
     FALLBACK = "fallback"
+
+
+def _classified(parse: ParseResult | None) -> dict[str, Any]:
+    """What an answer records of the classifier's verdict (nothing when it was not asked)."""
+    if parse is None:
+        return {"intent": None, "confidence": None, "nlu_available": False}
+    return {"intent": parse.intent, "confidence": parse.confidence, "nlu_available": True}
 
 
 def format_date(value: Any) -> str:
@@ -297,7 +305,7 @@ class AnswerService:
             reason = "unsure"
         if reason is not None:
             await self._review(question, parse, channel, reason, member_id)
-        return Answer(**{**answer.__dict__, "latency_ms": latency})
+        return dataclasses.replace(answer, latency_ms=latency)
 
     def _unsure(self, answer: Answer) -> bool:
         """An entry answered by search alone, or with an NLU confidence below the review bar."""
@@ -343,11 +351,9 @@ class AnswerService:
         if is_letter(question):
             return await self._answer_letter(question)
         verdict = self.gate.judge([text])
-        if not verdict.in_scope:
-            parse = await self._parse(text)
-            return self._out_of_scope(question, verdict, parse), parse, "out_of_scope"
-
         parse = await self._parse(text)
+        if not verdict.in_scope:
+            return self._out_of_scope(question, verdict, parse), parse, "out_of_scope"
         if parse is not None and parse.intent and parse.confidence >= self.threshold:
             if parse.intent in CHITCHAT_INTENTS:
                 reply = self._rng.choice(self.kb.chitchat[parse.intent])
@@ -416,10 +422,10 @@ class AnswerService:
             reason = "nlu_unavailable" if all(p is None for p in parses) else "low_confidence"
         first_parse = next((p for p in parses if p is not None), None)
         if len(parts) == 1:
-            return Answer(**{**parts[0].__dict__, "question": question}), first_parse, reason
+            return dataclasses.replace(parts[0], question=question), first_parse, reason
         # Logged as the first question that got an answer; shown as one reply per question.
         lead = next((a for a in parts if not a.fallback), parts[0])
-        combined = Answer(**{**lead.__dict__, "question": question, "parts": tuple(parts)})
+        combined = dataclasses.replace(lead, question=question, parts=tuple(parts))
         return combined, first_parse, reason
 
     def _decide(
@@ -501,9 +507,7 @@ class AnswerService:
             question,
             AnswerKind.CLAUSE,
             text,
-            intent=parse.intent if parse else None,
-            confidence=parse.confidence if parse else None,
-            nlu_available=parse is not None,
+            **_classified(parse),
             matched_by="law",
             extra_buttons=(button,),
             citations=(Citation(hit.document.name, hit.ref.label, hit.ref.id, True),),
@@ -518,9 +522,7 @@ class AnswerService:
             question,
             AnswerKind.OUT_OF_SCOPE,
             OUT_OF_SCOPE_TEXT.format(field=field_.name, where=field_.where),
-            intent=parse.intent if parse else None,
-            confidence=parse.confidence if parse else None,
-            nlu_available=parse is not None,
+            **_classified(parse),
             matched_by="gate",
             field=field_.id,
         )
@@ -532,7 +534,7 @@ class AnswerService:
         lines = [
             f"⚠️ Lưu ý: {p.correction} (Căn cứ: {self.corpus.cite(list(p.basis))})" for p in premises
         ]
-        return Answer(**{**answer.__dict__, "text": "\n".join([*lines, "", answer.text])})
+        return dataclasses.replace(answer, text="\n".join([*lines, "", answer.text]))
 
     async def _parse(self, text: str) -> ParseResult | None:
         if self.nlu is None:
@@ -594,11 +596,9 @@ class AnswerService:
             question,
             kind,
             text,
-            intent=parse.intent if parse else None,
-            confidence=parse.confidence if parse else None,
+            **_classified(parse),
             entry=entry,
             suggestions=related,
-            nlu_available=parse is not None,
             matched_by=by,
             citations=citations(entry, self.corpus),
         )
@@ -611,10 +611,8 @@ class AnswerService:
             question,
             AnswerKind.FALLBACK,
             FALLBACK_TEXT,
-            intent=parse.intent if parse else None,
-            confidence=parse.confidence if parse else None,
+            **_classified(parse),
             suggestions=suggestions,
-            nlu_available=parse is not None,
         )
 
     def _suggestions(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.answers import Answer, AnswerKind, AnswerService
+from knowledge.law.references import parse_reference
 from nlu.letters import Letter
 
 __all__ = ["LetterResult", "judge", "run_letters", "summary"]
@@ -47,7 +48,7 @@ def _part_right(letter: Letter, part: Answer) -> bool:
     if part.entry is not None:
         return part.entry.id in letter.entries
     if part.kind is AnswerKind.CLAUSE:
-        articles = {":".join(c.split(":")[:2]) for c in part.clauses}
+        articles = {parse_reference(c).article_id for c in part.clauses}
         return bool(articles & set(letter.articles))
     return False
 

@@ -21,7 +21,7 @@ from typing import Final
 
 from nlu.textnorm import clean_text, plain_words, strip_diacritics
 
-__all__ = ["MAX_QUESTIONS", "Letter", "extract", "is_letter"]
+__all__ = ["MAX_QUESTIONS", "QuestionParts", "extract", "is_letter"]
 
 MAX_QUESTIONS: Final = 3
 # A message this long, or with a story around its question, is read as a letter.
@@ -189,7 +189,7 @@ _SHORT_QUESTION_WORDS: Final = 7
 
 
 @dataclass(frozen=True, slots=True)
-class Letter:
+class QuestionParts:
     """A message split into its question parts (at most three) and its story."""
 
     text: str  # the cleaned message
@@ -197,17 +197,12 @@ class Letter:
     story: str  # everything else: the context, weighted lower
     sentences: int
 
-    @property
-    def several(self) -> bool:
-        """True when the message asks more than one question."""
-        return len(self.questions) > 1
-
 
 def _content_words(plain: str) -> list[str]:
     return [w for w in plain.split() if w not in _FRAME_WORDS and not w.isdigit()]
 
 
-def _is_frame(sentence: str, plain: str) -> bool:
+def _is_frame(plain: str) -> bool:
     """A greeting, thanks or bare request for advice: no topic of its own."""
     if any(c in plain for c in _CLOSINGS) and len(_content_words(plain)) <= 3:
         return True
@@ -234,7 +229,7 @@ def is_letter(text: str) -> bool:
     return len(text) >= LETTER_MIN_CHARS or len(split_sentences(text)) >= 3
 
 
-def extract(text: str, limit: int = MAX_QUESTIONS) -> Letter:
+def extract(text: str, limit: int = MAX_QUESTIONS) -> QuestionParts:
     """Splits ``text`` into question parts (in order, at most ``limit``) and story.
 
     Each question part is the question sentence, joined with the sentence before
@@ -244,14 +239,14 @@ def extract(text: str, limit: int = MAX_QUESTIONS) -> Letter:
     sentences = split_sentences(text)
     cleaned = clean_text(text)
     plains = [plain_words(s) for s in sentences]
-    frames = [_is_frame(s, p) for s, p in zip(sentences, plains, strict=True)]
+    frames = [_is_frame(p) for p in plains]
     asked = [
         i
         for i, (s, p) in enumerate(zip(sentences, plains, strict=True))
         if not frames[i] and _is_question(s, p)
     ]
     if not asked:
-        return Letter(cleaned, (cleaned,) if cleaned else (), "", len(sentences))
+        return QuestionParts(cleaned, (cleaned,) if cleaned else (), "", len(sentences))
     groups: list[list[int]] = []
     for i in asked:
         group = [i]
@@ -272,7 +267,7 @@ def extract(text: str, limit: int = MAX_QUESTIONS) -> Letter:
     parts = [" ".join(sentences[k] for k in group) for group in groups]
     questions = _dedupe(parts)[:limit]
     story = " ".join(s for k, s in enumerate(sentences) if k not in used and not frames[k])
-    return Letter(cleaned, tuple(questions), story, len(sentences))
+    return QuestionParts(cleaned, tuple(questions), story, len(sentences))
 
 
 def _dedupe(parts: list[str]) -> list[str]:

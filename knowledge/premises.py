@@ -32,6 +32,7 @@ class Premise:
     pattern: re.Pattern[str]
     correction: str
     basis: tuple[Reference, ...]
+    general: bool = False  # said only when no specific premise is found ("theo Luật 2012")
 
 
 class Premises:
@@ -52,17 +53,17 @@ class Premises:
                     pattern=re.compile(str(item["pattern"])),
                     correction=" ".join(str(item["correction"]).split()),
                     basis=tuple(Reference.model_validate(ref) for ref in item["basis"]),
+                    general=bool(item.get("general", False)),
                 )
                 for item in data["premises"]
             ]
         )
 
     def found(self, text: str) -> list[Premise]:
-        """The premises ``text`` states, in table order (a general one last)."""
+        """The premises ``text`` states, in table order; a general one only if no other is."""
         words = padded(text)
         hits = [p for p in self.premises if p.pattern.search(words)]
-        specific = [p for p in hits if p.id != "luat_2012"]
-        return specific or hits
+        return [p for p in hits if not p.general] or hits
 
 
 @functools.cache
