@@ -1,33 +1,87 @@
-"""The letter policy on the TRAINING letters only: how thresholds were calibrated.
+"""The letter policy on the TRAINING letters only: how its thresholds were calibrated.
 
-Usage: .venv/bin/python benchmarks/letters_train.py [--verbose] [KEY=VALUE ...]
+Usage: .venv/bin/python benchmarks/letters_train.py [--verbose] [--sweep] [KEY=VALUE ...]
 
-Starts the NLU service on the current model, answers every training letter with
-the given LetterPolicy values (e.g. entry_agree=0.3 clause_min=20) and prints
-right / honest / wrong for in-scope and out-of-scope letters, with each letter's
-verdict under --verbose. The held-out letters are never read here.
+Starts the NLU service on the deployed model and answers every training letter
+with the given LetterPolicy values (e.g. entry_agree=0.3 clause_min=20), printing
+right / honest / wrong for in-scope and out-of-scope letters (each letter's
+verdict under --verbose). ``--sweep`` tries a grid of policies instead, asking
+the NLU service once per text, and prints the best by right minus three times
+wrong (a wrong answer is worse than none). The held-out letters are never read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import sys
 import tempfile
+from collections import Counter
+from typing import Any
 
-from bot.answers import LetterPolicy
-from bot.letter_eval import run_letters, summary
+from bot.answers import AnswerService, LetterPolicy
+from bot.letter_eval import LetterResult, run_letters, summary
+from bot.nlu_client import ParseResult
 from bot.settings import load_settings
 from bot.wiring import answer_service
 from nlu.letters import load_letters
 
+GRID: dict[str, tuple[Any, ...]] = {
+    "entry_alone": (0.8, 0.9, 0.97),
+    "entry_agree": (0.2, 0.3, 0.4),
+    "clause_min": (15.0, 20.0, 1e9),
+    "search_coverage": (0.4, 0.6),
+    "rank_depth": (1, 3),
+}
 
-async def run(policy: LetterPolicy, verbose: bool, database: str) -> None:
-    settings = load_settings().model_copy(update={"database_url": database})
+
+class CachedParses:
+    """The NLU client's ``parse``, asked once per text (the sweep replays many policies)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.cache: dict[str, ParseResult] = {}
+
+    async def parse(self, text: str) -> ParseResult:
+        if text not in self.cache:
+            self.cache[text] = await self.inner.parse(text)
+        return self.cache[text]
+
+
+def score(results: list[LetterResult]) -> tuple[float, float, float, float]:
+    """(right - 3 wrong) in scope, right, wrong, honest out of scope: shares."""
+    inside = Counter(r.outcome for r in results if r.letter.in_scope)
+    outside = Counter(r.outcome for r in results if not r.letter.in_scope)
+    n_in, n_out = sum(inside.values()) or 1, sum(outside.values()) or 1
+    right, wrong = inside["right"] / n_in, inside["wrong"] / n_in
+    return right - 3 * wrong, right, wrong, outside["honest"] / n_out
+
+
+async def sweep(service: AnswerService) -> None:
     letters = load_letters(split="train")
-    async with answer_service(settings, use_nlu=True) as service:
+    service.nlu = CachedParses(service.nlu)  # type: ignore[assignment]
+    rows = []
+    for values in itertools.product(*GRID.values()):
+        policy = LetterPolicy(**dict(zip(GRID, values, strict=True)))
         service.policy = policy
-        results = await run_letters(service, letters)
+        rows.append((score(await run_letters(service, letters)), policy))
+    rows.sort(key=lambda row: row[0], reverse=True)
+    for (objective, right, wrong, honest_out), policy in rows[:15]:
+        print(
+            f"{objective:+.3f}  right {right:.1%}  wrong {wrong:.1%}  "
+            f"out-of-scope honest {honest_out:.1%}  {policy}"
+        )
+
+
+async def run(policy: LetterPolicy, verbose: bool, search: bool, database: str) -> None:
+    settings = load_settings().model_copy(update={"database_url": database})
+    async with answer_service(settings, use_nlu=True) as service:
+        if search:
+            await sweep(service)
+            return
+        service.policy = policy
+        results = await run_letters(service, load_letters(split="train"))
     if verbose:
         for result in results:
             print(result.describe())
@@ -38,11 +92,15 @@ async def run(policy: LetterPolicy, verbose: bool, database: str) -> None:
 def main() -> None:
     verbose = "--verbose" in sys.argv
     values = dict(arg.split("=", 1) for arg in sys.argv[1:] if "=" in arg)
-    policy = dataclasses.replace(LetterPolicy(), **{k: float(v) for k, v in values.items()})
+    fields = {f.name: f.type for f in dataclasses.fields(LetterPolicy)}
+    policy = dataclasses.replace(
+        LetterPolicy(),
+        **{k: int(v) if fields[k] in ("int", int) else float(v) for k, v in values.items()},
+    )
     print(policy)
     with tempfile.TemporaryDirectory() as tmp:
         # The NLU service is started on the deployed model unless NLU_URL answers.
-        asyncio.run(run(policy, verbose, f"sqlite:///{tmp}/letters.db"))
+        asyncio.run(run(policy, verbose, "--sweep" in sys.argv, f"sqlite:///{tmp}/letters.db"))
 
 
 if __name__ == "__main__":

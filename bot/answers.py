@@ -107,8 +107,11 @@ class LetterPolicy:
 
     ``entry_alone``: classifier confidence that answers an entry by itself;
     ``entry_agree``: the least confidence that answers it when the entry search
-    (top three) or the clause retrieval (an article the entry cites among the
-    top clauses' articles) points to the same entry; ``clause_min``: the least
+    (top three with at least ``search_min`` and ``search_coverage``) or the
+    clause retrieval (an article the entry cites among the top
+    ``law_articles`` articles) points to the same entry; ``rank_depth``: how
+    many of the classifier's ranked intents are tried (those after the first
+    need both the search and the retrieval to agree); ``clause_min``: the least
     BM25 score of the best clause to quote it when no entry fits;
     ``context_weight``: the story's weight in retrieval.
     """
@@ -118,6 +121,9 @@ class LetterPolicy:
     clause_min: float = 15.0
     context_weight: float = 0.3
     law_articles: int = 3
+    search_min: float = 9.0
+    search_coverage: float = 0.6
+    rank_depth: int = 1
 
 
 class AnswerKind(enum.StrEnum):
@@ -456,24 +462,25 @@ class AnswerService:
         self, parse: ParseResult | None, hits: Sequence[SearchHit], clauses: Sequence[Retrieved]
     ) -> Entry | None:
         """The classifier's entry when it is sure, or unsure but confirmed by retrieval."""
-        if parse is None or not parse.intent:
+        if parse is None or not parse.ranking:
             return None
-        entry = self.kb.get(parse.intent)
-        if entry is None:
-            return None
-        if parse.confidence >= self.policy.entry_alone:
-            return entry
-        if parse.confidence < self.policy.entry_agree:
-            return None
-        strong = [
+        policy = self.policy
+        searched = {
             h.entry.id
             for h in hits[:3]
-            if h.score >= self.search_min_score and h.coverage >= self.search_min_coverage
-        ]
-        articles = set(ClauseRetriever.articles(clauses, self.policy.law_articles))
-        cited = {ref.article_id for ref in entry.basis if ref.article_id}
-        if entry.id in strong or articles & cited:
-            return entry
+            if h.score >= policy.search_min and h.coverage >= policy.search_coverage
+        }
+        articles = set(ClauseRetriever.articles(clauses, policy.law_articles))
+        for rank, guess in enumerate(parse.ranking[: policy.rank_depth]):
+            entry = self.kb.get(guess.name)
+            if entry is None or guess.confidence < policy.entry_agree:
+                continue
+            if rank == 0 and guess.confidence >= policy.entry_alone:
+                return entry
+            by_search = entry.id in searched
+            by_law = bool(articles & {ref.article_id for ref in entry.basis if ref.article_id})
+            if (by_search or by_law) if rank == 0 else (by_search and by_law):
+                return entry
         return None
 
     def _strong_clause(self, clauses: Sequence[Retrieved]) -> bool:
