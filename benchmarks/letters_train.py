@@ -28,11 +28,11 @@ from bot.wiring import answer_service
 from nlu.letters import load_letters
 
 GRID: dict[str, tuple[Any, ...]] = {
-    "entry_alone": (0.8, 0.9, 0.97),
-    "entry_agree": (0.2, 0.3, 0.4),
-    "clause_min": (15.0, 20.0, 1e9),
-    "search_coverage": (0.4, 0.6),
-    "rank_depth": (1, 3),
+    "entry_agree": (0.2, 0.25, 0.3, 0.35),
+    "clause_min": (15.0, 20.0, 25.0, 1e9),
+    "clause_agree": (2, 3),
+    "search_coverage": (0.2, 0.3, 0.4),
+    "context_weight": (0.3,),
 }
 
 

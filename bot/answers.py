@@ -112,18 +112,20 @@ class LetterPolicy:
     ``law_articles`` articles) points to the same entry; ``rank_depth``: how
     many of the classifier's ranked intents are tried (those after the first
     need both the search and the retrieval to agree); ``clause_min``: the least
-    BM25 score of the best clause to quote it when no entry fits;
+    BM25 score of the best clause to quote it when no entry fits, and
+    ``clause_agree``: how many of the top three clauses must be of its article;
     ``context_weight``: the story's weight in retrieval.
     """
 
     entry_alone: float = 0.9
     entry_agree: float = 0.35
-    clause_min: float = 15.0
+    clause_min: float = 20.0
     context_weight: float = 0.3
     law_articles: int = 3
     search_min: float = 9.0
-    search_coverage: float = 0.6
+    search_coverage: float = 0.2  # a letter's question is long: few of its words are the topic
     rank_depth: int = 1
+    clause_agree: int = 2
 
 
 class AnswerKind(enum.StrEnum):
@@ -484,7 +486,7 @@ class AnswerService:
         return None
 
     def _strong_clause(self, clauses: Sequence[Retrieved]) -> bool:
-        """A best clause worth quoting: a high score, and its article holds most of the top three.
+        """A best clause worth quoting: a high score, and its article holds the top three.
 
         One clause matching a few common words is a coincidence; several clauses of
         the same article on top means the article is about what was asked.
@@ -492,7 +494,7 @@ class AnswerService:
         if not clauses or clauses[0].score < self.policy.clause_min:
             return False
         top = clauses[0].article_id
-        return sum(c.article_id == top for c in clauses[:3]) >= 2
+        return sum(c.article_id == top for c in clauses[:3]) >= self.policy.clause_agree
 
     def _clause_answer(self, question: str, hit: Retrieved, parse: ParseResult | None) -> Answer:
         """The most relevant clause, verbatim and cited, with the full article and staff."""

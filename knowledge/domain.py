@@ -116,9 +116,14 @@ class DomainGate:
                 )
         if best is None:
             return Verdict(True, None, 0.0, coop_q, coop_s)
-        # A cooperative word in the question keeps it ("sang tên sổ đỏ cho HTX"); a field
-        # word in the story alone decides only when the story has no cooperative word either.
-        out = coop_q == 0 and (best_in_questions > 0 or coop_s == 0)
+        # A cooperative word in the question keeps it ("sang tên sổ đỏ cho HTX") unless the
+        # field's words outnumber it more than twice ("chuyện HTX tôi không hỏi ... ly hôn,
+        # vợ chồng, chồng tôi ..."); a field word in the story alone decides only when the
+        # story has no cooperative word either.
+        if best_in_questions > 0:
+            out = best_in_questions > 2 * coop_q
+        else:
+            out = coop_q == 0 and coop_s == 0
         return Verdict(not out, best, best_score, coop_q, coop_s, tuple(best_terms))
 
 

@@ -266,20 +266,20 @@ def test_a_neighbouring_field_letter_gets_ngoai_pham_vi_and_is_logged(nlu_url: s
 
 def test_a_letter_no_entry_answers_gets_the_clause_quoted_verbatim(nlu_url: str):
     letter = (
-        "Chào admin, HTX mây tre đan của chị ở Hà Nội mới thành lập, có 7 thành viên, làm "
-        "hàng xuất khẩu. Chị hay phải đi giao hàng xa. Cho chị hỏi người đại diện theo pháp "
-        "luật của hợp tác xã là ai, một HTX có thể có mấy người đại diện theo pháp luật? Chị "
-        "cảm ơn."
+        "Chào Ban biên tập, HTX rau an toàn của chúng tôi ở Lâm Đồng năm 2025 bị mất mùa vì "
+        "mưa đá, cuối năm quyết toán thì HTX bị lỗ gần 300 triệu đồng. Cho tôi hỏi khoản lỗ "
+        "của hợp tác xã được xử lý thế nào: lỗ có được chuyển sang năm sau để bù bằng thu "
+        "nhập năm sau không, hay phải dùng quỹ dự phòng tài chính để bù lỗ? Xin cảm ơn."
     )
     (answer,) = ask(nlu_url, [letter])
     assert answer.kind is AnswerKind.CLAUSE, answer.text
     (clause,) = answer.clauses
-    assert clause.startswith("17/2023/QH15:d11:")
+    assert clause.startswith("17/2023/QH15:d89:")
     quote = CORPUS.resolve(parse_reference(clause))
     assert quote is not None and f"«{quote.text.strip()}»" in answer.text  # verbatim
-    assert answer.text.startswith("Quy định liên quan nhất: Điều 11 khoản")
+    assert answer.text.startswith("Quy định liên quan nhất: Điều 89 khoản")
     callbacks = [b.payload for b in answer.buttons()]
-    assert "dieu:17-2023-qh15:11" in callbacks and "cmd:lienhe" in callbacks
+    assert "dieu:17-2023-qh15:89" in callbacks and "cmd:lienhe" in callbacks
 
 
 def test_a_letter_nothing_answers_gets_the_honest_fallback(nlu_url: str):
