@@ -6,8 +6,8 @@ Starts the NLU service on the deployed model and answers every training letter
 with the given LetterPolicy values (e.g. entry_agree=0.3 clause_min=20), printing
 right / honest / wrong for in-scope and out-of-scope letters (each letter's
 verdict under --verbose). ``--sweep`` tries a grid of policies instead, asking
-the NLU service once per text, and prints the best by right minus three times
-wrong (a wrong answer is worse than none). The held-out letters are never read.
+the NLU service once per text, and prints the best by right minus ten times
+wrong (a confident wrong answer is much worse than none). The held-out letters are never read.
 """
 
 from __future__ import annotations
@@ -28,12 +28,14 @@ from bot.wiring import answer_service
 from nlu.letters import load_letters
 
 GRID: dict[str, tuple[Any, ...]] = {
-    "entry_agree": (0.2, 0.25, 0.3, 0.35),
-    "clause_min": (15.0, 20.0, 25.0, 1e9),
-    "clause_agree": (2, 3),
-    "search_coverage": (0.2, 0.3, 0.4),
-    "context_weight": (0.3,),
+    "entry_alone": (0.8, 0.9, 0.97),
+    "entry_agree": (0.3, 0.4, 0.5, 0.6),
+    "search_coverage": (0.2, 0.4, 0.6),
+    "agree_both": (False, True),
+    "clause_min": (20.0, 30.0, 1e9),
 }
+# How much worse a wrong answer is than none: the objective is right - WRONG_COST * wrong.
+WRONG_COST = 10
 
 
 class CachedParses:
@@ -50,12 +52,12 @@ class CachedParses:
 
 
 def score(results: list[LetterResult]) -> tuple[float, float, float, float]:
-    """(right - 3 wrong) in scope, right, wrong, honest out of scope: shares."""
+    """(right - WRONG_COST * wrong) in scope, right, wrong, honest out of scope: shares."""
     inside = Counter(r.outcome for r in results if r.letter.in_scope)
     outside = Counter(r.outcome for r in results if not r.letter.in_scope)
     n_in, n_out = sum(inside.values()) or 1, sum(outside.values()) or 1
     right, wrong = inside["right"] / n_in, inside["wrong"] / n_in
-    return right - 3 * wrong, right, wrong, outside["honest"] / n_out
+    return right - WRONG_COST * wrong, right, wrong, outside["honest"] / n_out
 
 
 async def sweep(service: AnswerService) -> None:
@@ -89,13 +91,19 @@ async def run(policy: LetterPolicy, verbose: bool, search: bool, database: str) 
         print(f"{label:13} {line}")
 
 
+def _value(kind: object, text: str) -> object:
+    if kind in ("bool", bool):
+        return text.lower() in ("1", "true", "yes")
+    return int(text) if kind in ("int", int) else float(text)
+
+
 def main() -> None:
     verbose = "--verbose" in sys.argv
     values = dict(arg.split("=", 1) for arg in sys.argv[1:] if "=" in arg)
     fields = {f.name: f.type for f in dataclasses.fields(LetterPolicy)}
     policy = dataclasses.replace(
         LetterPolicy(),
-        **{k: int(v) if fields[k] in ("int", int) else float(v) for k, v in values.items()},
+        **{k: _value(fields[k], v) for k, v in values.items()},
     )
     print(policy)
     with tempfile.TemporaryDirectory() as tmp:

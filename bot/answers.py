@@ -118,14 +118,15 @@ class LetterPolicy:
     """
 
     entry_alone: float = 0.9
-    entry_agree: float = 0.35
-    clause_min: float = 20.0
+    entry_agree: float = 0.5
+    clause_min: float = 30.0
     context_weight: float = 0.3
     law_articles: int = 3
     search_min: float = 9.0
     search_coverage: float = 0.2  # a letter's question is long: few of its words are the topic
     rank_depth: int = 1
     clause_agree: int = 2
+    agree_both: bool = False  # a fairly sure entry needs the search AND the retrieval
 
 
 class AnswerKind(enum.StrEnum):
@@ -481,7 +482,8 @@ class AnswerService:
                 return entry
             by_search = entry.id in searched
             by_law = bool(articles & {ref.article_id for ref in entry.basis if ref.article_id})
-            if (by_search or by_law) if rank == 0 else (by_search and by_law):
+            either = rank == 0 and not policy.agree_both
+            if (by_search or by_law) if either else (by_search and by_law):
                 return entry
         return None
 

@@ -268,8 +268,9 @@ def test_a_letter_no_entry_answers_gets_the_clause_quoted_verbatim(nlu_url: str)
     letter = (
         "Chào Ban biên tập, HTX rau an toàn của chúng tôi ở Lâm Đồng năm 2025 bị mất mùa vì "
         "mưa đá, cuối năm quyết toán thì HTX bị lỗ gần 300 triệu đồng. Cho tôi hỏi khoản lỗ "
-        "của hợp tác xã được xử lý thế nào: lỗ có được chuyển sang năm sau để bù bằng thu "
-        "nhập năm sau không, hay phải dùng quỹ dự phòng tài chính để bù lỗ? Xin cảm ơn."
+        "của hợp tác xã được xử lý thế nào: khoản lỗ có được chuyển sang năm sau để bù lỗ "
+        "bằng thu nhập năm sau không, hay phải dùng quỹ dự phòng tài chính để bù lỗ, hay thành "
+        "viên phải góp thêm để bù khoản lỗ? Xin cảm ơn."
     )
     (answer,) = ask(nlu_url, [letter])
     assert answer.kind is AnswerKind.CLAUSE, answer.text
