@@ -35,10 +35,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from bot.nlu_client import NLUClient, NLUError, ParseResult
-from bot.questions import extract, is_letter
+from bot.questions import QuestionParts, extract, is_letter
 from bot.replies import Button, Citation, Reply
 from bot.review import ReviewLog
 from knowledge.base import CHITCHAT_INTENTS, OUT_OF_SCOPE_INTENT, Entry, KnowledgeBase
@@ -118,7 +116,7 @@ class LetterPolicy:
     """
 
     entry_alone: float = 0.9
-    entry_agree: float = 0.5
+    entry_agree: float = 0.4
     clause_min: float = 30.0
     context_weight: float = 0.3
     law_articles: int = 3
@@ -408,16 +406,15 @@ class AnswerService:
         if not verdict.in_scope:
             parse = await self._parse(letter.questions[0]) if letter.questions else None
             return self._out_of_scope(question, verdict, parse), parse, "out_of_scope"
-        context = (
-            self.retriever.scores(letter.story)
-            if letter.story and self.policy.context_weight > 0
-            else None
+        # The NLU service parses the question parts while this process retrieves.
+        parses, evidence = await asyncio.gather(
+            asyncio.gather(*(self._parse(q) for q in letter.questions)),
+            asyncio.to_thread(self._evidence, letter),
         )
-        parses = await asyncio.gather(*(self._parse(q) for q in letter.questions))
         parts: list[Answer] = []
         seen: set[str] = set()
-        for part, parse in zip(letter.questions, parses, strict=True):
-            answer = self._decide(question, part, parse, context)
+        for parse, (clauses, hits) in zip(parses, evidence, strict=True):
+            answer = self._decide(question, parse, clauses, hits)
             key = answer.entry.id if answer.entry else ",".join(answer.clauses) or answer.kind
             if key in seen:
                 continue  # two questions answered by the same entry: shown once
@@ -437,18 +434,32 @@ class AnswerService:
         combined = dataclasses.replace(lead, question=question, parts=tuple(parts))
         return combined, first_parse, reason
 
+    def _evidence(self, letter: QuestionParts) -> list[tuple[list[Retrieved], list[SearchHit]]]:
+        """For each question part: the best clauses (the story as context) and entry hits."""
+        policy = self.policy
+        context = (
+            self.retriever.scores(letter.story)
+            if letter.story and policy.context_weight > 0
+            else ""
+        )
+        return [
+            (
+                self.retriever.search(
+                    part, 5, context=context, context_weight=policy.context_weight
+                ),
+                self.search.search(part),
+            )
+            for part in letter.questions
+        ]
+
     def _decide(
-        self, question: str, part: str, parse: ParseResult | None, context: np.ndarray | None
+        self,
+        question: str,
+        parse: ParseResult | None,
+        clauses: Sequence[Retrieved],
+        hits: Sequence[SearchHit],
     ) -> Answer:
         """One question part: the entry, a quoted clause, or the fallback."""
-        policy = self.policy
-        clauses = self.retriever.search(
-            part,
-            5,
-            context=context if context is not None else "",
-            context_weight=policy.context_weight,
-        )
-        hits = self.search.search(part)
         entry = self._letter_entry(parse, hits, clauses)
         if entry is not None:
             return self._entry_answer(question, entry, parse, AnswerKind.ENTRY, "letter")

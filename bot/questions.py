@@ -209,10 +209,14 @@ def _is_frame(plain: str) -> bool:
     return len(_content_words(plain)) < 2
 
 
+# "hỏi" in a name is not asking: "cho Hội đồng quản trị", "xin Hội nghị", "cho hội chợ".
+_NOT_ASKING: Final = re.compile(r" hoi (?=(?:dong|nghi|vien|cho|nong dan|phu nu|thao|so) )")
+
+
 def _is_question(sentence: str, plain: str) -> bool:
     if "?" in sentence:
         return True
-    padded = f" {plain} "
+    padded = _NOT_ASKING.sub(" hoi_", f" {plain} ")
     if _ASKING.search(padded):
         return True
     return any(f" {cue} " in padded for cue in _CUES) or padded.rstrip().endswith(" khong")

@@ -32,6 +32,9 @@ __all__ = ["DomainGate", "Field", "Verdict", "default_gate", "padded"]
 FIELDS_PATH: Final = Path(__file__).with_name("fields.yml")
 # The story's field words count this much against the question's.
 STORY_WEIGHT: Final = 0.5
+# A question part is another field's when its field words are at least this many
+# times its cooperative words.
+FIELD_RATIO: Final = 2
 
 
 def padded(text: str) -> str:
@@ -62,7 +65,9 @@ class Verdict:
 
 
 def _count(padded: str, terms: Iterable[str]) -> list[str]:
-    return [t for t in terms if f" {t} " in padded]
+    """The terms found in ``padded``, each once: "sang ten" inside "sang ten so do" is not."""
+    found = [t for t in terms if f" {t} " in padded]
+    return [t for t in found if not any(t != o and f" {t} " in f" {o} " for o in found)]
 
 
 class DomainGate:
@@ -117,11 +122,11 @@ class DomainGate:
         if best is None:
             return Verdict(True, None, 0.0, coop_q, coop_s)
         # A cooperative word in the question keeps it ("sang tên sổ đỏ cho HTX") unless the
-        # field's words outnumber it more than twice ("chuyện HTX tôi không hỏi ... ly hôn,
+        # field's words are at least twice as many ("chuyện HTX tôi không hỏi ... ly hôn,
         # vợ chồng, chồng tôi ..."); a field word in the story alone decides only when the
         # story has no cooperative word either.
         if best_in_questions > 0:
-            out = best_in_questions > 2 * coop_q
+            out = best_in_questions >= FIELD_RATIO * coop_q
         else:
             out = coop_q == 0 and coop_s == 0
         return Verdict(not out, best, best_score, coop_q, coop_s, tuple(best_terms))

@@ -11,6 +11,7 @@ diacritic-free, abbreviation-expanded form the featurizers see, so that
 from __future__ import annotations
 
 import logging
+import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +39,9 @@ DEFAULT_FIXED_WORDS: tuple[str, ...] = (
 # underthesea rejects or mangles some inputs; beyond this length we segment
 # whitespace chunks instead of whole text to keep time linear.
 _MAX_SEGMENT_CHARS = 5000
+# underthesea's tagger keeps state between calls: one thread segments at a time
+# (the answer service retrieves in a worker thread while the NLU service parses).
+_TAGGER_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +58,8 @@ def _underthesea_words(text: str, fixed_words: Sequence[str]) -> list[str]:
     from underthesea import word_tokenize  # imported lazily: ~0.5 s on first use
 
     try:
-        words = word_tokenize(text, use_token_normalize=False, fixed_words=list(fixed_words))
+        with _TAGGER_LOCK:
+            words = word_tokenize(text, use_token_normalize=False, fixed_words=list(fixed_words))
     except Exception:  # underthesea raises on odd input; never fail a message for it
         log.warning("underthesea could not segment a text; falling back to whitespace")
         return text.split()
