@@ -6,8 +6,10 @@ Starts the NLU service on the deployed model and answers every training letter
 with the given LetterPolicy values (e.g. entry_agree=0.3 clause_min=20), printing
 right / honest / wrong for in-scope and out-of-scope letters (each letter's
 verdict under --verbose). ``--sweep`` tries a grid of policies instead, asking
-the NLU service once per text, and prints the best by right minus ten times
-wrong (a confident wrong answer is much worse than none). The held-out letters are never read.
+the NLU service once per text, and prints the best: the most right answers among
+the policies whose wrong answers stay within WRONG_MAX (held under the 3% target,
+a confident wrong answer being much worse than none), then by fewest wrong; the
+out-of-scope letters must stay honest. The held-out letters are never read.
 """
 
 from __future__ import annotations
@@ -30,13 +32,17 @@ from nlu.letters import load_letters
 
 GRID: dict[str, tuple[Any, ...]] = {
     "entry_alone": (0.8, 0.9),
-    "entry_agree": (0.3, 0.35, 0.4, 0.5),
-    "search_coverage": (0.2, 0.4),
+    "entry_agree": (0.25, 0.3, 0.4, 0.5),
+    "search_coverage": (0.2, 0.3, 0.4, 0.5),
     "agree_both": (False, True),
-    "clause_min": (20.0, 30.0, 1e9),
+    "later_both": (False, True),
+    "clause_min": (30.0, 1e9),
 }
-# How much worse a wrong answer is than none: the objective is right - WRONG_COST * wrong.
-WRONG_COST = 10
+# The most wrong answers a calibrated policy may give on the training letters, with
+# a margin under the issue's 3% target; among those, the most right answers win.
+WRONG_MAX = 0.02
+# Out-of-scope letters that must get no cooperative answer, with a margin under 95%.
+HONEST_OUT_MIN = 0.97
 
 
 class CachedParses:
@@ -52,13 +58,15 @@ class CachedParses:
         return self.cache[text]
 
 
-def score(results: list[LetterResult]) -> tuple[float, float, float, float]:
-    """(right - WRONG_COST * wrong) in scope, right, wrong, honest out of scope: shares."""
+def score(results: list[LetterResult]) -> tuple[tuple[bool, float, float], float, float, float]:
+    """(sort key), right and wrong in scope, honest out of scope: shares."""
     inside = Counter(r.outcome for r in results if r.letter.in_scope)
     outside = Counter(r.outcome for r in results if not r.letter.in_scope)
     n_in, n_out = sum(inside.values()) or 1, sum(outside.values()) or 1
     right, wrong = inside["right"] / n_in, inside["wrong"] / n_in
-    return right - WRONG_COST * wrong, right, wrong, outside["honest"] / n_out
+    honest_out = outside["honest"] / n_out
+    acceptable = wrong <= WRONG_MAX and honest_out >= HONEST_OUT_MIN
+    return (acceptable, right, -wrong), right, wrong, honest_out
 
 
 async def sweep(service: AnswerService) -> None:
@@ -73,9 +81,9 @@ async def sweep(service: AnswerService) -> None:
         service.policy = policy
         rows.append((score(await run_letters(service, letters)), policy))
     rows.sort(key=lambda row: row[0], reverse=True)
-    for (objective, right, wrong, honest_out), policy in rows[:15]:
+    for ((acceptable, *_), right, wrong, honest_out), policy in rows[:15]:
         print(
-            f"{objective:+.3f}  right {right:.1%}  wrong {wrong:.1%}  "
+            f"{'ok ' if acceptable else 'no '} right {right:.1%}  wrong {wrong:.1%}  "
             f"out-of-scope honest {honest_out:.1%}  {policy}"
         )
 

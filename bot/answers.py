@@ -112,19 +112,23 @@ class LetterPolicy:
     need both the search and the retrieval to agree); ``clause_min``: the least
     BM25 score of the best clause to quote it when no entry fits, and
     ``clause_agree``: how many of the top three clauses must be of its article;
-    ``context_weight``: the story's weight in retrieval.
+    ``context_weight``: the story's weight in retrieval. A letter's second and
+    third questions are often asides or restate the first ("Tôi cần nắm rõ để
+    báo cáo lại cho Hội đồng quản trị"): with ``later_both`` a fairly sure entry
+    for them needs both the search and the retrieval to agree.
     """
 
-    entry_alone: float = 0.9
-    entry_agree: float = 0.4
+    entry_alone: float = 0.8
+    entry_agree: float = 0.3
     clause_min: float = 30.0
     context_weight: float = 0.3
     law_articles: int = 3
     search_min: float = 9.0
-    search_coverage: float = 0.2  # a letter's question is long: few of its words are the topic
+    search_coverage: float = 0.4  # a share of the question's words the entry must have
     rank_depth: int = 1
     clause_agree: int = 2
     agree_both: bool = False  # a fairly sure entry needs the search AND the retrieval
+    later_both: bool = True  # the same, for the second and third questions of a letter
 
 
 class AnswerKind(enum.StrEnum):
@@ -413,8 +417,8 @@ class AnswerService:
         )
         parts: list[Answer] = []
         seen: set[str] = set()
-        for parse, (clauses, hits) in zip(parses, evidence, strict=True):
-            answer = self._decide(question, parse, clauses, hits)
+        for index, (parse, (clauses, hits)) in enumerate(zip(parses, evidence, strict=True)):
+            answer = self._decide(question, parse, clauses, hits, later=index > 0)
             key = answer.entry.id if answer.entry else ",".join(answer.clauses) or answer.kind
             if key in seen:
                 continue  # two questions answered by the same entry: shown once
@@ -458,9 +462,15 @@ class AnswerService:
         parse: ParseResult | None,
         clauses: Sequence[Retrieved],
         hits: Sequence[SearchHit],
+        *,
+        later: bool = False,
     ) -> Answer:
-        """One question part: the entry, a quoted clause, or the fallback."""
-        entry = self._letter_entry(parse, hits, clauses)
+        """One question part: the entry, a quoted clause, or the fallback.
+
+        ``later``: a part after the letter's first question, held to the stricter
+        agreement when the policy says so.
+        """
+        entry = self._letter_entry(parse, hits, clauses, both=later and self.policy.later_both)
         if entry is not None:
             return self._entry_answer(question, entry, parse, AnswerKind.ENTRY, "letter")
         leaning_away = (
@@ -473,7 +483,12 @@ class AnswerService:
         return self._fallback(question, parse, hits=hits)
 
     def _letter_entry(
-        self, parse: ParseResult | None, hits: Sequence[SearchHit], clauses: Sequence[Retrieved]
+        self,
+        parse: ParseResult | None,
+        hits: Sequence[SearchHit],
+        clauses: Sequence[Retrieved],
+        *,
+        both: bool = False,
     ) -> Entry | None:
         """The classifier's entry when it is sure, or unsure but confirmed by retrieval."""
         if parse is None or not parse.ranking:
@@ -493,7 +508,7 @@ class AnswerService:
                 return entry
             by_search = entry.id in searched
             by_law = bool(articles & {ref.article_id for ref in entry.basis if ref.article_id})
-            either = rank == 0 and not policy.agree_both
+            either = rank == 0 and not (policy.agree_both or both)
             if (by_search or by_law) if either else (by_search and by_law):
                 return entry
         return None

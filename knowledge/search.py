@@ -12,8 +12,10 @@ import itertools
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from knowledge.base import Entry, KnowledgeBase
 from nlu.segmenter import segment
@@ -125,30 +127,34 @@ class SearchHit:
 
 
 class BM25Index:
-    """An in-memory BM25 (Okapi) index over bags of search terms; rows are addressed by position."""
+    """An in-memory BM25 (Okapi) index over bags of search terms; rows are addressed by position.
+
+    Each term's contribution to each row is computed once, when the index is
+    built: a query then adds up a few short arrays (a long letter has sixty terms).
+    """
 
     def __init__(self, docs: Sequence[Counter[str]], *, k1: float = 1.2, b: float = 0.75) -> None:
         """Indexes ``docs`` (one bag of terms per row)."""
-        self._k1 = k1
-        self._b = b
-        self._docs = list(docs)
-        self._lengths = [sum(doc.values()) for doc in self._docs]
-        self._avg_len = sum(self._lengths) / max(len(self._lengths), 1)
+        self._n = len(docs)
+        lengths = [sum(doc.values()) for doc in docs]
+        avg_len = sum(lengths) / max(len(lengths), 1)
         df: Counter[str] = Counter()
-        for doc in self._docs:
+        for doc in docs:
             df.update(doc.keys())
-        n = len(self._docs)
+        n = len(docs)
         self._idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
-
-    def _score(self, index: int, terms: Iterable[str]) -> float:
-        doc = self._docs[index]
-        norm = self._k1 * (1 - self._b + self._b * self._lengths[index] / self._avg_len)
-        score = 0.0
-        for term in terms:
-            tf = doc.get(term, 0)
-            if tf:
-                score += self._idf[term] * tf * (self._k1 + 1) / (tf + norm)
-        return score
+        rows: dict[str, list[int]] = {}
+        weights: dict[str, list[float]] = {}
+        for index, doc in enumerate(docs):
+            norm = k1 * (1 - b + b * lengths[index] / avg_len)
+            for term, tf in doc.items():
+                rows.setdefault(term, []).append(index)
+                weights.setdefault(term, []).append(self._idf[term] * tf * (k1 + 1) / (tf + norm))
+        # term -> (rows that hold it, its BM25 weight in each of those rows)
+        self._postings = {
+            t: (np.asarray(rows[t], dtype=np.intp), np.asarray(weights[t])) for t in rows
+        }
+        self._max_idf = max(self._idf.values(), default=0.0)
 
     def rank(self, text: str, limit: int) -> list[tuple[int, float, float]]:
         """The best ``limit`` rows for ``text`` as (row, score, coverage), best first.
@@ -159,15 +165,19 @@ class BM25Index:
         known = [t for t in terms if t in self._idf]
         if not known:
             return []
-        weight_all = sum(self._idf.get(t, max(self._idf.values())) for t in terms)
-        ranked: list[tuple[int, float, float]] = []
-        for index in range(len(self._docs)):
-            score = self._score(index, known)
-            if score > 0:
-                matched = sum(self._idf[t] for t in known if t in self._docs[index])
-                ranked.append((index, score, matched / weight_all))
-        ranked.sort(key=lambda r: r[1], reverse=True)
-        return ranked[:limit]
+        weight_all = sum(self._idf.get(t, self._max_idf) for t in terms)
+        scores = np.zeros(self._n)
+        matched = np.zeros(self._n)
+        for term in known:
+            rows, weights = self._postings[term]
+            scores[rows] += weights
+            matched[rows] += self._idf[term]
+        order = np.argsort(-scores, kind="stable")[:limit]
+        return [
+            (int(row), float(scores[row]), float(matched[row]) / weight_all)
+            for row in order
+            if scores[row] > 0
+        ]
 
 
 class KnowledgeSearch:
