@@ -65,9 +65,26 @@ class Verdict:
 
 
 def _count(padded: str, terms: Iterable[str]) -> list[str]:
-    """The terms found in ``padded``, each once: "sang ten" inside "sang ten so do" is not."""
-    found = [t for t in terms if f" {t} " in padded]
-    return [t for t in found if not any(t != o and f" {t} " in f" {o} " for o in found)]
+    """The stretches of ``padded`` the terms cover, each once.
+
+    Overlapping or nested matches are one stretch: "vợ chồng tôi" is one family
+    term, not "vợ chồng" and "chồng tôi"; "sang tên sổ đỏ" one land term.
+    """
+    spans: list[tuple[int, int]] = []
+    for term in terms:
+        needle = f" {term} "
+        start = padded.find(needle)
+        while start >= 0:
+            spans.append((start + 1, start + len(needle) - 1))
+            start = padded.find(needle, start + 1)
+    merged: list[list[int]] = []
+    for start, stop in sorted(spans):
+        if merged and start < merged[-1][1]:  # overlaps the stretch before: extend it
+            merged[-1][1] = max(merged[-1][1], stop)
+        else:
+            merged.append([start, stop])
+    stretches = [padded[start:stop] for start, stop in merged]
+    return list(dict.fromkeys(stretches))
 
 
 class DomainGate:

@@ -158,6 +158,33 @@ def test_the_gate_keeps_cooperative_questions(story: str, question: str):
     assert GATE.judge([question], story).in_scope
 
 
+def test_a_field_term_inside_a_longer_one_counts_once():
+    # "sang tên" and "sang tên sổ đỏ" are one land term: one HTX word still keeps the question.
+    question = "Khi sang tên sổ đỏ cho HTX thì nhà cháu có phải nộp lệ phí trước bạ không ạ?"
+    verdict = GATE.judge([question], "Bố cháu là xã viên HTX rau, định góp 3 sào ruộng.")
+    assert verdict.in_scope
+    assert verdict.terms == ("sang ten so do",)
+
+
+def test_twice_as_many_field_words_as_cooperative_ones_send_a_question_away():
+    story = "Vợ chồng tôi cùng là thành viên HTX tôm ở Cà Mau."
+    question = "Chuyện HTX tôi không hỏi, tôi muốn hỏi ly hôn thì tài sản vợ chồng chia thế nào?"
+    verdict = GATE.judge([question], story)
+    assert not verdict.in_scope
+    assert verdict.field is not None and verdict.field.id == "hon_nhan_gia_dinh"
+    # One field word against one cooperative word: still the cooperative question.
+    assert GATE.judge(["Vợ chồng tôi cùng góp vốn vào HTX thì HTX có cấp 2 giấy không?"]).in_scope
+
+
+def test_hoi_in_a_name_is_not_asking():
+    letter = extract(
+        "HTX chúng tôi trồng lúa ở Thái Bình, có 9 thành viên. Tôi phải báo cáo lại cho Hội "
+        "đồng quản trị về quỹ hỗ trợ phát triển HTX. Quỹ đó cho HTX vay với lãi suất bao nhiêu?"
+    )
+    assert letter.questions == ("Quỹ đó cho HTX vay với lãi suất bao nhiêu?",)
+    assert "Hội đồng quản trị" in letter.story
+
+
 def test_premises_from_the_2012_law_are_recognised_and_stories_are_not():
     premises = default_premises()
     found = premises.found("Luật quy định HTX phải có ít nhất 7 xã viên, đúng không ạ?")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+
 import pytest
 
 from knowledge.base import load_knowledge_base
-from knowledge.search import KnowledgeSearch, search_terms
+from knowledge.search import BM25Index, KnowledgeSearch, search_terms
 from nlu.build import TRAIN_DIR, load_examples
 
 
@@ -51,3 +54,28 @@ def test_terms_drop_stopwords_and_add_bigrams():
     terms = search_terms("Cho em hỏi thành viên là gì")
     assert "thanh" in terms and "vien" in terms and "thanh_vien" in terms
     assert "em" not in terms and "gi" not in terms
+
+
+def test_bm25_scores_are_the_okapi_formula():
+    # Two rows, hand-computed: idf = ln(1 + (n - df + 0.5) / (df + 0.5)), k1 = 1.2, b = 0.75.
+    docs = [Counter({"lua": 2, "gao": 1}), Counter({"lua": 1, "ca": 3, "phe": 1})]
+    index = BM25Index(docs)
+    avg = (3 + 5) / 2
+
+    def idf(df: int) -> float:
+        return math.log(1 + (2 - df + 0.5) / (df + 0.5))
+
+    def weight(tf: int, df: int, length: int) -> float:
+        return idf(df) * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * length / avg))
+
+    assert search_terms("lua gao") == ["lua", "gao", "lua_gao"]
+    ranked = index.rank("lua gao", 5)
+    assert [row for row, _, _ in ranked] == [0, 1]
+    assert ranked[0][1] == pytest.approx(weight(2, 2, 3) + weight(1, 1, 3))
+    assert ranked[1][1] == pytest.approx(weight(1, 2, 5))
+    # Coverage: the idf-weighted share of the query's terms the row holds; a term no row
+    # holds ("lua_gao") weighs as much as the rarest known one.
+    query_weight = idf(2) + idf(1) + idf(1)
+    assert ranked[0][2] == pytest.approx((idf(2) + idf(1)) / query_weight)
+    assert ranked[1][2] == pytest.approx(idf(2) / query_weight)
+    assert index.rank("ngo khoai", 5) == []
