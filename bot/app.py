@@ -19,8 +19,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
 import uvicorn
+from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
@@ -40,6 +42,7 @@ from bot.answers import AnswerService
 from bot.broadcasts import BroadcastStore
 from bot.channels.telegram import CHANNEL as TELEGRAM
 from bot.channels.telegram import TelegramSender
+from bot.channels.telegram_update import TelegramUpdate, invalid_field
 from bot.channels.webchat import CHANNEL as WEB
 from bot.channels.webchat import WebChat, WebChatError
 from bot.channels.webhooks import checked_body, derived_secret, read_body
@@ -104,9 +107,20 @@ BOT_COMMANDS: Final = (
 class TelegramChannel:
     """The python-telegram-bot Application, in polling or webhook mode."""
 
-    def __init__(self, settings: Settings, conversation: Conversation) -> None:
-        """Builds the Application (nothing runs until ``start``)."""
+    def __init__(
+        self,
+        settings: Settings,
+        conversation: Conversation,
+        events: ProcessedEvents | None = None,
+    ) -> None:
+        """Builds the Application (nothing runs until ``start``).
+
+        ``events``: where webhook updates are claimed, so that one delivered
+        again is answered once (keyed by the bot's id, never its token).
+        """
         assert settings.telegram_bot_token is not None
+        self.events = events
+        self.bot_id = settings.telegram_bot_token.get_secret_value().split(":", 1)[0]
         self.webhook_url = settings.telegram_webhook_url
         self.secret = (
             derived_secret(
@@ -177,12 +191,20 @@ class TelegramChannel:
             return body
         try:
             data = json.loads(body)
-            if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
-                raise ValueError("not an update")
+            checked = TelegramUpdate.model_validate(data)  # strict types before anything reads it
             update = Update.de_json(data, self.application.bot)
+        except ValidationError as exc:
+            log.warning("Telegram webhook body refused: bad %s", invalid_field(exc))
+            return JSONResponse({"error": "malformed update"}, status_code=400)
         except Exception as exc:  # any malformed body: refuse it, keep serving
             log.warning("malformed Telegram webhook body refused: %s", type(exc).__name__)
             return JSONResponse({"error": "malformed update"}, status_code=400)
+        key = f"{self.bot_id}:{checked.update_id}"
+        if self.events is not None and not await asyncio.to_thread(
+            self.events.claim, TELEGRAM, key
+        ):
+            log.info("Telegram update %s delivered again: already handled", checked.update_id)
+            return Response(status_code=200)
         await self.application.update_queue.put(update)
         return Response(status_code=200)
 
@@ -277,7 +299,7 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
                 channels.push_async_callback(retrain.stop)
                 telegram = None
                 if settings.telegram_bot_token is not None:
-                    telegram = TelegramChannel(settings, conversation)
+                    telegram = TelegramChannel(settings, conversation, ProcessedEvents(engine))
                     await telegram.start()
                     channels.push_async_callback(_stop_channel, senders, TELEGRAM, telegram)
                     senders.register(TELEGRAM, telegram.sender)
@@ -344,7 +366,12 @@ def create_web_app(runtime: Runtime) -> Starlette:
             return JSONResponse({"error": "Zalo is not configured"}, status_code=404)
         return await runtime.zalo.handle_webhook(request)
 
+    allowed_hosts = web_hosts(runtime.settings)
+
     async def chat_message(request: Request) -> Response:
+        refused = foreign_post(request, allowed_hosts)
+        if refused is not None:
+            return refused
         body = await read_body(request)
         if body is None:
             return JSONResponse({"error": "Tin nhắn quá lớn."}, status_code=413)
@@ -381,6 +408,45 @@ def create_web_app(runtime: Runtime) -> Starlette:
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ]
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
+
+
+_LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def web_hosts(settings: Settings) -> frozenset[str]:
+    """The host names the web chat accepts POSTs for: WEB_HOST, loopback, WEB_ALLOWED_HOSTS."""
+    extra = {h.strip().lower() for h in settings.web_allowed_hosts.split(",") if h.strip()}
+    return frozenset({settings.web_host.lower(), *_LOOPBACK_NAMES, *extra})
+
+
+def _host_name(authority: str) -> str:
+    """``host`` of ``host:port`` or ``[v6]:port``, lower case."""
+    authority = authority.strip().lower()
+    if authority.startswith("["):
+        return authority[1 : authority.find("]")] if "]" in authority else authority
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+
+
+def foreign_post(request: Request, allowed_hosts: frozenset[str]) -> Response | None:
+    """The refusal of a web-chat POST from elsewhere; None when it may go on.
+
+    The body must be declared JSON (a form or ``text/plain`` POST is what another
+    site can send without asking), the ``Host`` must be one we serve (a page on
+    another name resolving to us, DNS rebinding, is refused) and a browser's
+    ``Origin``, when sent, must be that same host.
+    """
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/json":
+        return JSONResponse({"error": "Yêu cầu phải là JSON."}, status_code=415)
+    host = request.headers.get("host", "")
+    if _host_name(host) not in allowed_hosts:
+        log.warning("web chat POST for an unknown host refused")
+        return JSONResponse({"error": "forbidden"}, status_code=403)
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc.lower() != host.strip().lower():
+        log.warning("web chat POST from another origin refused")
+        return JSONResponse({"error": "forbidden"}, status_code=403)
+    return None
 
 
 class SecurityHeaders:

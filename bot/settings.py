@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     web_port: Annotated[int, Field(ge=0, le=65535)] = 8080  # 0: any free port (tests)
     web_chat_enabled: bool = True
+    # Comma-separated host names the web chat answers POSTs for, besides WEB_HOST and the
+    # loopback names (e.g. the public name a reverse proxy forwards: "hotro.lienminhhtx.vn").
+    web_allowed_hosts: str = ""
 
     telegram_bot_token: SecretStr | None = None
     telegram_base_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")

@@ -42,6 +42,7 @@ from bot.db import (
     Broadcast,
     Member,
     OutboxMessage,
+    ProcessedEvent,
     ReminderSubscription,
     TrainingRegistration,
     utcnow,
@@ -62,6 +63,7 @@ log = logging.getLogger(__name__)
 PLANNER_JOB: Final = "plan-deadline-reminders"
 CLEANUP_JOB: Final = "clean-up-outbox"
 KEEP_FINISHED: Final = dt.timedelta(days=90)
+KEEP_EVENT_CLAIMS: Final = dt.timedelta(days=7)
 CHANNEL_RETRY: Final = dt.timedelta(minutes=5)
 BROADCAST_ATTEMPTS: Final = 3  # a broadcast message that fails otherwise is tried 3 times
 RETRY_BACKOFF: Final = dt.timedelta(seconds=30)  # then 60 s
@@ -267,13 +269,21 @@ class ReminderService:
         return count
 
     def clean_up(self) -> int:
-        """Deletes finished rows older than 90 days; pending ones stay."""
+        """Deletes finished rows older than 90 days (pending ones stay).
+
+        Inbound event claims older than a week go too: platforms redeliver within hours.
+        """
         cutoff = self.clock() - KEEP_FINISHED
         with self._engine.begin() as connection:
             result = connection.execute(
                 delete(OutboxMessage).where(
                     OutboxMessage.status.not_in(("pending", "sending")),
                     OutboxMessage.send_at < cutoff,
+                )
+            )
+            connection.execute(
+                delete(ProcessedEvent).where(
+                    ProcessedEvent.received_at < self.clock() - KEEP_EVENT_CLAIMS
                 )
             )
         return int(result.rowcount or 0)

@@ -19,7 +19,14 @@ import time_machine
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
-from bot.db import APSCHEDULER_JOBS, Member, OutboxMessage, TrainingRegistration
+from bot.db import (
+    APSCHEDULER_JOBS,
+    Member,
+    OutboxMessage,
+    ProcessedEvent,
+    TrainingRegistration,
+)
+from bot.events import ProcessedEvents
 from bot.members import MemberStore
 from bot.replies import Reply
 from bot.sending import RateLimited, RecipientBlocked, Senders
@@ -326,6 +333,21 @@ def test_a_channel_that_is_not_running_keeps_the_reminder_for_later(sqlite_engin
     (row,) = outbox_rows(sqlite_engine)
     assert row.status == "pending"
     assert row.send_at.replace(tzinfo=dt.UTC) == clock.now + dt.timedelta(minutes=5)
+
+
+def test_the_clean_up_forgets_event_claims_older_than_a_week(sqlite_engine):
+    events = ProcessedEvents(sqlite_engine)
+    assert events.claim("telegram", "42:1") and events.claim("zalo", "text:c:m")
+    with sqlite_engine.begin() as connection:  # the Telegram claim is eight days old
+        connection.execute(
+            update(ProcessedEvent)
+            .where(ProcessedEvent.channel == "telegram")
+            .values(received_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=8))
+        )
+    service = ReminderService(sqlite_engine, Senders(), RULES, clock=Clock(dt.datetime.now(dt.UTC)))
+    service.clean_up()
+    assert events.claim("telegram", "42:1")  # forgotten: claimable again
+    assert not events.claim("zalo", "text:c:m")  # a day-old claim is kept
 
 
 # -- APScheduler with its jobs in the database ---------------------------------------------

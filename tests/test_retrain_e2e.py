@@ -107,9 +107,11 @@ def test_label_retrain_swap_rollback_and_refuse(setup, tmp_path):
         (ack,) = say(client, ADMIN, "/huanluyen")
         assert ack["text"].startswith("⏳ Đã bắt đầu huấn luyện lại")
         result = ""
-        deadline = time.monotonic() + 300
+        # A guard against a hang, not a speed target (`make bench-retrain` measures that):
+        # a full training run takes about 4 minutes on 2 idle cores, more on a loaded one.
+        deadline = time.monotonic() + 900
         while "Đã triển khai" not in result and "Không triển khai" not in result:
-            assert time.monotonic() < deadline, "no retrain result within 5 minutes"
+            assert time.monotonic() < deadline, "no retrain result within 15 minutes"
             inbox = client.get("/chat/api/inbox", params={"session": ADMIN}).json()["replies"]
             result += "".join(r["text"] for r in inbox)
         v2 = registry.deployed()

@@ -71,7 +71,7 @@ def polling(fake: FakeTelegram, nlu_url: str, tmp_path_factory: pytest.TempPathF
 
 @pytest.fixture(scope="module")
 def webhook(fake: FakeTelegram, nlu_url: str, tmp_path_factory: pytest.TempPathFactory):
-    """A running assistant in webhook mode on a fixed local port; yields (bot, secret)."""
+    """A running assistant in webhook mode on a fixed local port; yields (bot, secret, database)."""
     port = free_port()
     database = tmp_path_factory.mktemp("telegram-webhook") / "bot.db"
     secret = "s3cret_webhook-token"
@@ -85,7 +85,7 @@ def webhook(fake: FakeTelegram, nlu_url: str, tmp_path_factory: pytest.TempPathF
         telegram_webhook_secret=secret,
     )
     with RunningBot(settings) as bot:
-        yield bot, secret
+        yield bot, secret, database
 
 
 class Member_:
@@ -376,7 +376,7 @@ def test_blocked_member_does_not_stop_the_bot(fake, polling):
 
 
 def test_webhook_is_set_with_the_secret_and_answers_members(fake, webhook):
-    _bot, secret = webhook
+    _bot, secret, _database = webhook
     info = fake.webhook(HOOK_TOKEN)
     assert info is not None and info["url"].endswith("/telegram")
     assert info["secret_token"] == secret
@@ -390,7 +390,7 @@ def test_webhook_is_set_with_the_secret_and_answers_members(fake, webhook):
 
 
 def test_forged_or_malformed_webhook_calls_are_refused(fake, webhook):
-    bot, secret = webhook
+    bot, secret, _database = webhook
     url = bot.url.rstrip("/") + "/telegram"
     victim = fake.user()
     update = {
@@ -423,6 +423,68 @@ def test_forged_or_malformed_webhook_calls_are_refused(fake, webhook):
     assert len(fake.calls("sendMessage", HOOK_TOKEN)) == sent_before
     (reply,) = Member_(fake, HOOK_TOKEN).say("/help")
     assert reply["text"].startswith("Cách dùng")
+
+
+def _post_update(bot: Any, secret: str, update: dict[str, Any]) -> int:
+    url = bot.url.rstrip("/") + "/telegram"
+    headers = {"X-Telegram-Bot-Api-Secret-Token": secret}
+    return httpx.post(url, json=update, headers=headers, timeout=10).status_code
+
+
+def _text_update(update_id: int, user: dict[str, Any], text: Any) -> dict[str, Any]:
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": int(time.time()),
+            "chat": {"id": user["id"], "type": "private"},
+            "from": user,
+            "text": text,
+        },
+    }
+
+
+def test_an_update_delivered_three_times_is_answered_once(fake, webhook):
+    bot, secret, _database = webhook
+    member = Member_(fake, HOOK_TOKEN)
+    update = _text_update(7_000_001, member.user, "/help")
+    assert [_post_update(bot, secret, update) for _ in range(3)] == [200, 200, 200]
+    (reply,) = member._wait("sendMessage", member.chat_id, 0, 1)
+    assert reply["text"].startswith("Cách dùng")
+    (later,) = member.say("/start")  # answered after the copies would have been
+    assert later["text"].startswith("Xin chào")
+    texts = [c.params.get("text", "") for c in member._ok("sendMessage", member.chat_id)]
+    assert sum(t.startswith("Cách dùng") for t in texts) == 1
+
+
+def test_updates_with_wrong_field_types_are_refused_and_create_no_member(fake, webhook):
+    bot, secret, database = webhook
+    victim = fake.user()
+    wrong_text = _text_update(7_000_101, victim, 12345)
+    wrong_chat = _text_update(7_000_102, victim, "/start")
+    wrong_chat["message"]["chat"]["id"] = str(victim["id"])
+    wrong_user = _text_update(7_000_103, victim, "/start")
+    wrong_user["message"]["from"] = {**victim, "id": str(victim["id"])}
+    wrong_button = {"update_id": 7_000_104, "callback_query": {"id": 5, "from": victim}}
+    for update in (wrong_text, wrong_chat, wrong_user, wrong_button):
+        assert _post_update(bot, secret, update) == 400, update
+    (reply,) = Member_(fake, HOOK_TOKEN).say("/help")  # still serving
+    assert reply["text"].startswith("Cách dùng")
+    assert fake.calls("sendMessage", HOOK_TOKEN)
+    assert not [
+        c
+        for c in fake.calls("sendMessage", HOOK_TOKEN)
+        if str(c.params.get("chat_id")) == str(victim["id"])
+    ]
+    engine = create_db_engine(f"sqlite:///{database}")
+    try:
+        with Session(engine) as session:
+            found = session.scalars(
+                select(Member).where(Member.external_id == str(victim["id"]))
+            ).all()
+    finally:
+        engine.dispose()
+    assert found == []
 
 
 def test_get_updates_conflicts_while_the_webhook_is_set(fake, webhook):

@@ -335,6 +335,27 @@ def test_webhook_conversation_and_duplicate_delivery(zalo, webhook):
     assert statuses == {200}
 
 
+def test_two_chats_messages_with_the_same_id_are_both_answered(zalo, webhook):
+    # Zalo message ids are unique per chat: another chat's message with the same id is
+    # another event, not a redelivery.
+    first, second = ZaloMember(zalo, HOOK_TOKEN), ZaloMember(zalo, HOOK_TOKEN)
+    shared_id = "same-id-in-two-chats"
+
+    def send(member: ZaloMember) -> None:
+        message = {
+            "message_id": shared_id,
+            "date": int(time.time() * 1000),
+            "chat": {"id": member.user["id"], "chat_type": "PRIVATE"},
+            "from": dict(member.user),
+            "text": "/help",
+        }
+        zalo.push_update(HOOK_TOKEN, {"event_name": "message.text.received", "message": message})
+
+    (one,) = first.expect(lambda: send(first))
+    (two,) = second.expect(lambda: send(second))
+    assert one.startswith("Cách dùng Trợ lý HTX") and two.startswith("Cách dùng Trợ lý HTX")
+
+
 def test_forged_and_malformed_webhook_calls_are_refused(zalo, webhook):
     url, secret = webhook
     victim = zalo.user()

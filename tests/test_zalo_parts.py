@@ -65,7 +65,7 @@ def test_parse_a_text_event_bare_or_wrapped_and_with_first_name():
         "abc123",
     )
     assert event.display_name == "Lan <&> 🌾" and event.text == "htx can bao nhieu thanh vien"
-    assert event.key == "message.text.received:8f3c2a"
+    assert event.key == "message.text.received:abc123:8f3c2a"
     assert event.sent_at.year == 2025
     wrapped = parse_event({"ok": True, "result": TEXT_UPDATE})
     assert wrapped == event

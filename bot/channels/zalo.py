@@ -6,7 +6,7 @@ per chat for ``CHOICE_TTL`` (in memory: they do not survive a restart; the
 member then simply asks again).
 
 Every event is claimed in the database (``processed_events``) under
-``event_name:message_id`` before it is handled, so a redelivered event is
+``event_name:chat_id:message_id`` before it is handled, so a redelivered event is
 answered once, also across a restart. Malformed events are refused (webhook:
 400) or ignored, with one log line each; they never stop the channel.
 """
@@ -132,8 +132,12 @@ class ZaloEvent:
 
     @property
     def key(self) -> str:
-        """The redelivery key: the same event name and message id is the same event."""
-        return f"{self.name}:{self.message_id}"
+        """The redelivery key: the same event, chat and message id is the same event.
+
+        Message ids are unique per chat only: another chat's message with the same
+        id is another event.
+        """
+        return f"{self.name}:{self.chat_id}:{self.message_id}"
 
 
 class MalformedEvent(ValueError):
