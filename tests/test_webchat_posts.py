@@ -36,7 +36,7 @@ def _members(database: Path) -> int:
 def test_posts_from_other_sites_are_refused_and_create_nothing(web):
     url, database = web
     own = url.split("://", 1)[1]  # 127.0.0.1:port
-    body = '{"session": "s-attack-0001", "text": "/lienhe"}'
+    body = '{"session": "s-attack-000000001", "text": "/lienhe"}'
     with httpx.Client(base_url=url, timeout=30) as client:
         for content_type in ("text/plain", "application/x-www-form-urlencoded", ""):
             headers = {"Content-Type": content_type} if content_type else {}
@@ -58,20 +58,20 @@ def test_posts_from_other_sites_are_refused_and_create_nothing(web):
         same = {"Origin": f"http://{own}"}
         ok = client.post(
             "/chat/api/messages",
-            json={"session": "s-member-0001", "text": "/help"},
+            json={"session": "s-member-000000001", "text": "/help"},
             headers=same,
         )
         assert ok.status_code == 200, ok.text
         proxied = {"Host": "hotro.example", "Origin": "https://hotro.example"}
         forwarded = client.post(
             "/chat/api/messages",
-            json={"session": "s-member-0002", "text": "/help"},
+            json={"session": "s-member-000000002", "text": "/help"},
             headers=proxied,
         )
         assert forwarded.status_code == 200, forwarded.text
         cased = client.post(
             "/chat/api/messages",
-            json={"session": "s-member-0003", "text": "/help"},
+            json={"session": "s-member-000000003", "text": "/help"},
             headers={"Host": "OTHER.example:443"},
         )
         assert cased.status_code == 200, cased.text
