@@ -303,18 +303,24 @@ class AnswerService:
         return self.corpus.retriever
 
     async def answer(
-        self, question: str, *, channel: str = "cli", member_id: int | None = None
+        self,
+        question: str,
+        *,
+        channel: str = "cli",
+        member_id: int | None = None,
+        review: bool = True,
     ) -> Answer:
         """Answers one question; never raises for odd text or an NLU outage.
 
-        ``member_id``: who asked (a question kept for review is theirs).
+        ``member_id``: who asked (a question kept for review is theirs);
+        ``review=False``: never keep it for review (a developer's test question).
         """
         started = time.perf_counter()
         answer, parse, reason = await self._answer(question)
         latency = (time.perf_counter() - started) * 1000
         if reason is None and self._unsure(answer):
             reason = "unsure"
-        if reason is not None:
+        if reason is not None and review:
             await self._review(question, parse, channel, reason, member_id)
         return dataclasses.replace(answer, latency_ms=latency)
 

@@ -8,7 +8,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from bot.cli import read_batch
+from bot.db import ReviewQuestion, create_db_engine
 from bot.nlu_service import free_port
 from tests.processes import COOPBOT, coopbot
 
@@ -63,6 +67,46 @@ def test_ask_batch_answers_each_line_in_order(nlu_url, tmp_path):
     assert rows[3]["entry_id"] == "von_gop_toi_da"
     assert rows[4]["fallback"] is True
     assert all(r.keys() >= KEYS for r in rows)
+
+
+def _review_rows(tmp_path: Path) -> list[str]:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'cli.db'}")
+    try:
+        with Session(engine) as session:
+            return list(session.scalars(select(ReviewQuestion.text)))
+    finally:
+        engine.dispose()
+
+
+def test_cli_questions_enter_the_review_queue_only_with_review(nlu_url, tmp_path):
+    result = run_cli(["ask", "--no-nlu", "bóng đá tối nay"], nlu_url, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert _review_rows(tmp_path) == []
+    result = run_cli(["ask", "--no-nlu", "--review", "bóng đá tối nay"], nlu_url, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert _review_rows(tmp_path) == ["bóng đá tối nay"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("htx là gì\n".encode() + b"v\xf4n g\xf3p\n", "questions.txt:2: not UTF-8 text (byte 2"),
+        (b"htx\n\n" + b"x" * 9000 + b"\n", "questions.txt:3: line longer than 8192 bytes"),
+    ],
+)
+def test_a_bad_batch_line_is_named_and_nothing_is_answered(tmp_path, content, message):
+    batch = tmp_path / "questions.txt"
+    batch.write_bytes(content)
+    result = coopbot(tmp_path, "ask", "--no-nlu", "--json", "--batch", str(batch))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_batch_lines_keep_blank_lines_and_lose_the_bom_and_carriage_returns(tmp_path):
+    batch = tmp_path / "questions.txt"
+    batch.write_bytes("\ufeffhtx là gì\r\n\r\nvốn góp\n".encode() + b"x" * 8192)
+    assert read_batch(batch) == ["htx là gì", "", "vốn góp", "x" * 8192]
 
 
 def test_ask_plain_text_shows_basis_and_options(nlu_url, tmp_path):
