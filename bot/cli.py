@@ -176,7 +176,7 @@ async def _chat(settings: Settings) -> None:
             if isinstance(reply, str):
                 typer.echo(f"\nTrợ lý: {reply}\n")
                 continue
-            last = await service.answer(line, channel="cli")
+            last = await service.answer(line, channel="cli", review=False)
             typer.echo(f"\nTrợ lý: {_render_terminal(last)}\n")
 
 
