@@ -419,14 +419,6 @@ def web_hosts(settings: Settings) -> frozenset[str]:
     return frozenset({settings.web_host.lower(), *_LOOPBACK_NAMES, *extra})
 
 
-def _host_name(authority: str) -> str:
-    """``host`` of ``host:port`` or ``[v6]:port``, lower case."""
-    authority = authority.strip().lower()
-    if authority.startswith("["):
-        return authority[1 : authority.find("]")] if "]" in authority else authority
-    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
-
-
 def foreign_post(request: Request, allowed_hosts: frozenset[str]) -> Response | None:
     """The refusal of a web-chat POST from elsewhere; None when it may go on.
 
@@ -439,7 +431,11 @@ def foreign_post(request: Request, allowed_hosts: frozenset[str]) -> Response | 
     if media != "application/json":
         return JSONResponse({"error": "Yêu cầu phải là JSON."}, status_code=415)
     host = request.headers.get("host", "")
-    if _host_name(host) not in allowed_hosts:
+    try:
+        name = urlsplit(f"//{host}").hostname  # "Host:8080" -> "host", "[::1]:80" -> "::1"
+    except ValueError:  # "[::1" and the like
+        name = None
+    if name not in allowed_hosts:
         log.warning("web chat POST for an unknown host refused")
         return JSONResponse({"error": "forbidden"}, status_code=403)
     origin = request.headers.get("origin")

@@ -273,18 +273,16 @@ class ReminderService:
 
         Inbound event claims older than a week go too: platforms redeliver within hours.
         """
-        cutoff = self.clock() - KEEP_FINISHED
+        now = self.clock()
         with self._engine.begin() as connection:
             result = connection.execute(
                 delete(OutboxMessage).where(
                     OutboxMessage.status.not_in(("pending", "sending")),
-                    OutboxMessage.send_at < cutoff,
+                    OutboxMessage.send_at < now - KEEP_FINISHED,
                 )
             )
             connection.execute(
-                delete(ProcessedEvent).where(
-                    ProcessedEvent.received_at < self.clock() - KEEP_EVENT_CLAIMS
-                )
+                delete(ProcessedEvent).where(ProcessedEvent.received_at < now - KEEP_EVENT_CLAIMS)
             )
         return int(result.rowcount or 0)
 
