@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import signal
@@ -25,6 +26,7 @@ import uvicorn
 from pydantic import ValidationError
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
@@ -35,7 +37,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from telegram import LinkPreviewOptions, Update
 from telegram.constants import ParseMode
-from telegram.error import TelegramError
+from telegram.error import Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import Application, ContextTypes, Defaults
 
 from bot.answers import AnswerService
@@ -50,9 +52,9 @@ from bot.channels.zalo import CHANNEL as ZALO
 from bot.channels.zalo import ZaloChannel
 from bot.conversation import Conversation, StaffDesk
 from bot.db import create_db_engine, upgrade_db
-from bot.events import ProcessedEvents
 from bot.handlers.telegram import BotContext, BotServices, register_handlers
 from bot.handovers import HandoverStore
+from bot.inbox import Inbox, InboxRow, InboxWorker, worker_id
 from bot.members import MemberStore
 from bot.message_log import MessageLogStore
 from bot.model_registry import ModelRegistry
@@ -90,6 +92,8 @@ _SECURITY_HEADERS = {
 }
 
 
+ALLOWED_UPDATES: Final = (Update.MESSAGE, Update.CALLBACK_QUERY)
+POLL_TIMEOUT_S: Final = 25
 BOT_COMMANDS: Final = (
     ("start", "Bắt đầu, xem menu"),
     ("faq", "Tra cứu câu hỏi theo chủ đề"),
@@ -105,21 +109,17 @@ BOT_COMMANDS: Final = (
 
 
 class TelegramChannel:
-    """The python-telegram-bot Application, in polling or webhook mode."""
+    """The python-telegram-bot Application, fed from the durable inbox.
 
-    def __init__(
-        self,
-        settings: Settings,
-        conversation: Conversation,
-        events: ProcessedEvents | None = None,
-    ) -> None:
-        """Builds the Application (nothing runs until ``start``).
+    Webhook updates and polled updates alike are committed to the inbox
+    (``inbox_events``, keyed by the bot's id and the update id) before the 200
+    or the next ``getUpdates`` acknowledges them; the inbox worker hands each
+    one to the Application's handlers and marks it done.
+    """
 
-        ``events``: where webhook updates are claimed, so that one delivered
-        again is answered once (keyed by the bot's id, never its token).
-        """
+    def __init__(self, settings: Settings, conversation: Conversation, engine: Engine) -> None:
+        """Builds the Application and the inbox (nothing runs until ``start``)."""
         assert settings.telegram_bot_token is not None
-        self.events = events
         self.bot_id = settings.telegram_bot_token.get_secret_value().split(":", 1)[0]
         self.webhook_url = settings.telegram_webhook_url
         self.secret = (
@@ -142,46 +142,115 @@ class TelegramChannel:
                     link_preview_options=LinkPreviewOptions(is_disabled=True),
                 )
             )
-            .concurrent_updates(settings.telegram_concurrency)
             .connection_pool_size(settings.telegram_concurrency + 4)
             .pool_timeout(10.0)
+            .updater(None)  # updates come through the inbox, in both modes
         )
-        if self.webhook_url is not None:
-            builder = builder.updater(None)
         self.application = builder.build()
         self.application.bot_data.conversation = conversation
         register_handlers(self.application, settings.telegram_staff_chat_id)
         self.sender = TelegramSender(self.application.bot, settings.telegram_paid_broadcast)
+        self.inbox = Inbox(
+            engine,
+            TELEGRAM,
+            self.bot_id,
+            worker_id(),
+            lease=dt.timedelta(seconds=settings.inbox_lease_seconds),
+        )
+        self.worker = InboxWorker(
+            self.inbox,
+            self._handle_row,
+            concurrency=settings.telegram_concurrency,
+            sweep_every=settings.inbox_sweep_seconds,
+        )
+        self._poller: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Initialises the bot (``getMe``) and starts polling or sets the webhook."""
+        """Initialises the bot (``getMe``), resumes the inbox, sets the webhook or polls."""
         await self.application.initialize()
         await self.application.start()
         try:  # the command menu members see next to the text box
             await self.application.bot.set_my_commands(BOT_COMMANDS)
         except TelegramError as exc:
             log.warning("could not set the Telegram command menu: %s", exc)
-        allowed = [Update.MESSAGE, Update.CALLBACK_QUERY]
+        await self.worker.start()
         if self.webhook_url is not None:
             await self.application.bot.set_webhook(
-                str(self.webhook_url), secret_token=self.secret, allowed_updates=allowed
+                str(self.webhook_url), secret_token=self.secret, allowed_updates=ALLOWED_UPDATES
             )
             log.info("Telegram: webhook mode")
         else:
-            assert self.application.updater is not None
-            await self.application.updater.start_polling(allowed_updates=allowed, timeout=25)
+            await self.application.bot.delete_webhook()  # getUpdates fails while one is set
+            self._poller = asyncio.create_task(self._poll(), name="telegram-poll")
             log.info("Telegram: long polling")
 
     async def stop(self) -> None:
-        """Stops fetching updates, finishes the handlers in flight, closes the client."""
-        if self.application.updater is not None and self.application.updater.running:
-            await self.application.updater.stop()
+        """Stops fetching updates, finishes the updates in hand, closes the client."""
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+        await self.worker.stop()
         if self.application.running:
             await self.application.stop()
         await self.application.shutdown()
 
+    async def _poll(self) -> None:
+        """Long polling: a batch is committed to the inbox before the next call acknowledges it."""
+        offset: int | None = None
+        failures = 0
+        bot = self.application.bot
+        while True:
+            try:
+                updates = await bot.get_updates(
+                    offset=offset, timeout=POLL_TIMEOUT_S, allowed_updates=ALLOWED_UPDATES
+                )
+                failures = 0
+            except RetryAfter as exc:
+                await asyncio.sleep(_seconds(exc.retry_after))
+                continue
+            except (InvalidToken, Forbidden) as exc:
+                log.error("Telegram refused the bot token; retrying in 60 s: %s", exc)
+                await asyncio.sleep(60)
+                continue
+            except TelegramError as exc:  # network errors, timeouts, a 409 while a webhook is set
+                failures += 1
+                delay = min(2.0**failures, 30.0)
+                log.warning("Telegram getUpdates failed (%s); retrying in %.0f s", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            for update in updates:
+                data = update.to_dict()
+                try:
+                    TelegramUpdate.model_validate(data)
+                except ValidationError as exc:
+                    log.warning("Telegram update refused: bad %s", invalid_field(exc))
+                else:
+                    await self._accept(update.update_id, json.dumps(data, ensure_ascii=False))
+                offset = update.update_id + 1
+
+    async def _accept(self, update_id: int, payload: str) -> None:
+        """Commits an update (retrying while the database is away) and starts handling it."""
+        delay = 0.5
+        while True:
+            try:
+                if not await self.worker.submit(str(update_id), payload):
+                    log.info("Telegram update %s delivered again: already handled", update_id)
+                return
+            except SQLAlchemyError as exc:  # never acknowledge what is not stored
+                log.warning("inbox unavailable (%s); retrying in %.1f s", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _handle_row(self, row: InboxRow) -> None:
+        update = Update.de_json(json.loads(row.payload), self.application.bot)
+        await self.application.process_update(update)
+
     async def handle_webhook(self, request: Request) -> Response:
-        """Checks the secret header, parses the update and queues it; 403/400/413 otherwise."""
+        """Checks the secret header, validates the update, commits it to the inbox, then 200.
+
+        403/400/413 for a wrong secret, a malformed update or a too large body;
+        503 when the inbox cannot store it (Telegram then delivers it again).
+        """
         if self.webhook_url is None:
             return JSONResponse({"error": "webhook mode is off"}, status_code=404)
         body = await checked_body(
@@ -192,21 +261,28 @@ class TelegramChannel:
         try:
             data = json.loads(body)
             checked = TelegramUpdate.model_validate(data)  # strict types before anything reads it
-            update = Update.de_json(data, self.application.bot)
+            Update.de_json(data, self.application.bot)
         except ValidationError as exc:
             log.warning("Telegram webhook body refused: bad %s", invalid_field(exc))
             return JSONResponse({"error": "malformed update"}, status_code=400)
         except Exception as exc:  # any malformed body: refuse it, keep serving
             log.warning("malformed Telegram webhook body refused: %s", type(exc).__name__)
             return JSONResponse({"error": "malformed update"}, status_code=400)
-        key = f"{self.bot_id}:{checked.update_id}"
-        if self.events is not None and not await asyncio.to_thread(
-            self.events.claim, TELEGRAM, key
-        ):
+        try:
+            accepted = await self.worker.submit(
+                str(checked.update_id), json.dumps(data, ensure_ascii=False)
+            )
+        except SQLAlchemyError as exc:
+            log.error("Telegram update not stored (%s): asking for a redelivery", exc)
+            return JSONResponse({"error": "try again"}, status_code=503)
+        if not accepted:
             log.info("Telegram update %s delivered again: already handled", checked.update_id)
-            return Response(status_code=200)
-        await self.application.update_queue.put(update)
         return Response(status_code=200)
+
+
+def _seconds(value: object) -> float:
+    total = getattr(value, "total_seconds", None)
+    return float(total()) if callable(total) else float(value)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -299,13 +375,13 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
                 channels.push_async_callback(retrain.stop)
                 telegram = None
                 if settings.telegram_bot_token is not None:
-                    telegram = TelegramChannel(settings, conversation, ProcessedEvents(engine))
+                    telegram = TelegramChannel(settings, conversation, engine)
                     await telegram.start()
                     channels.push_async_callback(_stop_channel, senders, TELEGRAM, telegram)
                     senders.register(TELEGRAM, telegram.sender)
                 zalo = None
                 if settings.zalo_bot_token is not None:
-                    zalo = ZaloChannel(settings, conversation, ProcessedEvents(engine))
+                    zalo = ZaloChannel(settings, conversation, engine)
                     try:
                         await zalo.start()
                     except BaseException:

@@ -33,6 +33,7 @@ __all__ = [
     "Base",
     "Broadcast",
     "Handover",
+    "InboxEvent",
     "Member",
     "MessageLog",
     "NLUModel",
@@ -150,16 +151,34 @@ class ReminderSubscription(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class ProcessedEvent(Base):
-    """An inbound platform event already handled, so that a redelivery is handled once."""
+class InboxEvent(Base):
+    """An inbound platform update, stored before it is acknowledged and kept until handled.
 
-    __tablename__ = "processed_events"
+    ``status``: ``pending`` (to handle; ``lease_owner`` handles it until
+    ``lease_until``), ``done`` or ``failed`` (the payload is then dropped).
+    The unique key makes a redelivery a no-op, also across a restart.
+    """
 
-    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
-    event_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    __tablename__ = "inbox_events"
+    __table_args__ = (
+        UniqueConstraint("channel", "bot_id", "event_key", name="uq_inbox_events_key"),
+        Index("ix_inbox_events_pending", "status", "lease_until"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    bot_id: Mapped[str] = mapped_column(String(64))
+    event_key: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, index=True
     )
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(String(200))
 
 
 class Handover(Base):

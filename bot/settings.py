@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     zalo_webhook_url: AnyHttpUrl | None = None
     zalo_webhook_secret: SecretStr | None = None
 
+    # The durable inbox of Telegram and Zalo updates: a process that dies leaves its updates
+    # leased for INBOX_LEASE_SECONDS; every INBOX_SWEEP_SECONDS each process takes over lapsed ones.
+    inbox_lease_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    inbox_sweep_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
+
     # Comma-separated user ids who are admins from the start (see `coopbot users grant`).
     admin_telegram_ids: str = ""
     admin_zalo_ids: str = ""

@@ -42,11 +42,11 @@ from bot.db import (
     Broadcast,
     Member,
     OutboxMessage,
-    ProcessedEvent,
     ReminderSubscription,
     TrainingRegistration,
     utcnow,
 )
+from bot.inbox import prune_inbox
 from bot.members import PROFILE_FIELDS
 from bot.profile import ProfileOptions
 from bot.replies import Button, Reply
@@ -271,7 +271,7 @@ class ReminderService:
     def clean_up(self) -> int:
         """Deletes finished rows older than 90 days (pending ones stay).
 
-        Inbound event claims older than a week go too: platforms redeliver within hours.
+        Handled inbound updates older than a week go too: platforms redeliver within hours.
         """
         now = self.clock()
         with self._engine.begin() as connection:
@@ -281,9 +281,7 @@ class ReminderService:
                     OutboxMessage.send_at < now - KEEP_FINISHED,
                 )
             )
-            connection.execute(
-                delete(ProcessedEvent).where(ProcessedEvent.received_at < now - KEEP_EVENT_CLAIMS)
-            )
+        prune_inbox(self._engine, now, KEEP_EVENT_CLAIMS)
         return int(result.rowcount or 0)
 
     # -- the worker ----------------------------------------------------------------------------

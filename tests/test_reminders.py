@@ -21,12 +21,12 @@ from sqlalchemy.engine import Engine
 
 from bot.db import (
     APSCHEDULER_JOBS,
+    InboxEvent,
     Member,
     OutboxMessage,
-    ProcessedEvent,
     TrainingRegistration,
 )
-from bot.events import ProcessedEvents
+from bot.inbox import Inbox
 from bot.members import MemberStore
 from bot.replies import Reply
 from bot.sending import RateLimited, RecipientBlocked, Senders
@@ -335,19 +335,24 @@ def test_a_channel_that_is_not_running_keeps_the_reminder_for_later(sqlite_engin
     assert row.send_at.replace(tzinfo=dt.UTC) == clock.now + dt.timedelta(minutes=5)
 
 
-def test_the_clean_up_forgets_event_claims_older_than_a_week(sqlite_engine):
-    events = ProcessedEvents(sqlite_engine)
-    assert events.claim("telegram", "42:1") and events.claim("zalo", "text:c:m")
-    with sqlite_engine.begin() as connection:  # the Telegram claim is eight days old
+def test_the_clean_up_forgets_handled_updates_older_than_a_week(sqlite_engine):
+    telegram = Inbox(sqlite_engine, "telegram", "42", "w1")
+    zalo = Inbox(sqlite_engine, "zalo", "7", "w1")
+    old, recent = telegram.accept("1", "{}"), zalo.accept("t:c:m", "{}")
+    assert old and recent and telegram.accept("2", "{}")
+    telegram.finish(old)
+    zalo.finish(recent)
+    with sqlite_engine.begin() as connection:  # the Telegram rows are eight days old
         connection.execute(
-            update(ProcessedEvent)
-            .where(ProcessedEvent.channel == "telegram")
+            update(InboxEvent)
+            .where(InboxEvent.channel == "telegram")
             .values(received_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=8))
         )
     service = ReminderService(sqlite_engine, Senders(), RULES, clock=Clock(dt.datetime.now(dt.UTC)))
     service.clean_up()
-    assert events.claim("telegram", "42:1")  # forgotten: claimable again
-    assert not events.claim("zalo", "text:c:m")  # a day-old claim is kept
+    assert telegram.accept("1", "{}")  # forgotten: a redelivery would be new again
+    assert zalo.accept("t:c:m", "{}") is None  # a day-old update is kept
+    assert telegram.accept("2", "{}") is None  # a pending update is never deleted
 
 
 # -- APScheduler with its jobs in the database ---------------------------------------------

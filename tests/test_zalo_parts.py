@@ -8,7 +8,6 @@ import json
 import pytest
 
 from bot.channels.zalo import ChoiceMemory, MalformedEvent, parse_event, render
-from bot.events import ProcessedEvents
 from bot.replies import Button, Reply
 
 TEXT_UPDATE = {
@@ -97,14 +96,3 @@ def test_events_that_are_not_objects_are_malformed():
     for update in (None, [], "x", 3, json.loads("[1, 2]")):
         with pytest.raises(MalformedEvent):
             parse_event(update)
-
-
-def test_an_event_is_claimed_once_also_by_a_new_store(db_engine):
-    events = ProcessedEvents(db_engine)
-    assert events.claim("zalo", "message.text.received:1") is True
-    assert events.claim("zalo", "message.text.received:1") is False
-    assert events.claim("telegram", "message.text.received:1") is True
-    assert ProcessedEvents(db_engine).claim("zalo", "message.text.received:1") is False  # restart
-    assert events.prune(dt.timedelta(days=7)) == 0
-    assert events.prune(dt.timedelta(seconds=-1)) == 2
-    assert events.claim("zalo", "message.text.received:1") is True

@@ -5,10 +5,11 @@ and the member answers by typing the number. The choices offered last are kept
 per chat for ``CHOICE_TTL`` (in memory: they do not survive a restart; the
 member then simply asks again).
 
-Every event is claimed in the database (``processed_events``) under
-``event_name:chat_id:message_id`` before it is handled, so a redelivered event is
-answered once, also across a restart. Malformed events are refused (webhook:
-400) or ignored, with one log line each; they never stop the channel.
+Every event is committed to the durable inbox (``bot.inbox``) under
+``event_name:chat_id:message_id`` before it is acknowledged (the webhook's 200,
+the next poll), so none is lost in a crash and a redelivered one is answered once.
+Malformed events are refused (webhook: 400) or ignored, with one log line each;
+they never stop the channel.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Final
 
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -37,7 +40,7 @@ from bot.channels.zalo_client import (
     ZaloRateLimited,
 )
 from bot.conversation import UNSUPPORTED, Conversation, Incoming
-from bot.events import ProcessedEvents
+from bot.inbox import Inbox, InboxRow, InboxWorker, worker_id
 from bot.replies import Button, Reply
 from bot.sending import RateLimited, RecipientBlocked, SendError
 from bot.settings import Settings
@@ -65,7 +68,6 @@ _NUMBER = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
 _MAX_CHATS = 50_000
 _CONCURRENCY = 32
 _POLL_TIMEOUT_S = 30
-_EVENTS_KEPT = dt.timedelta(days=7)
 
 
 # -- rendering and choices ---------------------------------------------------------------
@@ -206,14 +208,14 @@ def _sent_at(value: Any) -> dt.datetime:
 
 
 class ZaloChannel:
-    """Receives Zalo updates, hands them to the core and sends the replies."""
+    """Receives Zalo updates through the durable inbox, hands them to the core, sends replies."""
 
-    def __init__(
-        self, settings: Settings, conversation: Conversation, events: ProcessedEvents
-    ) -> None:
-        """Prepares the client (nothing is sent until ``start``)."""
+    def __init__(self, settings: Settings, conversation: Conversation, engine: Engine) -> None:
+        """Prepares the client and the inbox (nothing is sent until ``start``)."""
         assert settings.zalo_bot_token is not None
-        self.client = ZaloClient(settings.zalo_bot_token.get_secret_value(), settings.zalo_api_base)
+        token = settings.zalo_bot_token.get_secret_value()
+        self.client = ZaloClient(token, settings.zalo_api_base)
+        self.bot_id = token.split(":", 1)[0][:64]  # the bot's id, never the token
         self.webhook_url = str(settings.zalo_webhook_url) if settings.zalo_webhook_url else None
         self.secret = (
             derived_secret(settings.zalo_webhook_secret, settings.zalo_bot_token, "zalo")
@@ -221,18 +223,28 @@ class ZaloChannel:
             else ""
         )
         self.conversation = conversation
-        self.events = events
         self.choices = ChoiceMemory()
         self.sender = ZaloSender(self.client, self.choices)
-        self._slots = asyncio.Semaphore(_CONCURRENCY)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.inbox = Inbox(
+            engine,
+            CHANNEL,
+            self.bot_id,
+            worker_id(),
+            lease=dt.timedelta(seconds=settings.inbox_lease_seconds),
+        )
+        self.worker = InboxWorker(
+            self.inbox,
+            self._handle_row,
+            concurrency=_CONCURRENCY,
+            sweep_every=settings.inbox_sweep_seconds,
+        )
         self._poller: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Checks the token, then sets the webhook or starts long polling."""
+        """Checks the token, resumes the inbox, then sets the webhook or starts long polling."""
         me = await self.client.get_me()
         log.info("Zalo: connected as %s", me.get("account_name") or me.get("id"))
-        await asyncio.to_thread(self.events.prune, _EVENTS_KEPT)
+        await self.worker.start()
         if self.webhook_url is not None:
             await self.client.set_webhook(self.webhook_url, self.secret)
             log.info("Zalo: webhook mode")
@@ -242,15 +254,15 @@ class ZaloChannel:
             log.info("Zalo: long polling")
 
     async def stop(self) -> None:
-        """Stops polling, finishes the events in flight, closes the client."""
+        """Stops polling, finishes the events in hand, closes the client."""
         if self._poller is not None:
             self._poller.cancel()
             await asyncio.gather(self._poller, return_exceptions=True)
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.worker.stop()
         await self.client.aclose()
 
     async def _poll(self) -> None:
+        """Long polling: each batch is in the inbox before the next call."""
         failures = 0
         while True:
             try:
@@ -270,15 +282,31 @@ class ZaloChannel:
                 await asyncio.sleep(delay)
                 continue
             for update in updates:
-                self._spawn(update)
+                event = _wanted(update)
+                if event is None:
+                    continue
+                delay = 0.5
+                while True:  # never poll on past an update the inbox has not stored
+                    try:
+                        await self._submit(event, update)
+                        break
+                    except SQLAlchemyError as exc:
+                        log.warning(
+                            "inbox unavailable (%s); retrying in %.1f s", type(exc).__name__, delay
+                        )
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, 10.0)
 
-    def _spawn(self, update: Any) -> None:
-        task = asyncio.create_task(self._handle(update))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def _submit(self, event: ZaloEvent, update: Any) -> None:
+        payload = json.dumps(update, ensure_ascii=False)
+        if not await self.worker.submit(event.key, payload):
+            log.info("Zalo redelivery of %s ignored", event.key[:120])
 
     async def handle_webhook(self, request: Request) -> Response:
-        """Checks the secret, validates the update, answers 200 at once and works after."""
+        """Checks the secret, validates the update, commits it to the inbox, then 200.
+
+        503 when the inbox cannot store it, so that Zalo delivers it again.
+        """
         if self.webhook_url is None:
             return JSONResponse({"error": "webhook mode is off"}, status_code=404)
         body = await checked_body(request, "X-Bot-Api-Secret-Token", self.secret, "Zalo")
@@ -290,28 +318,17 @@ class ZaloChannel:
         except (ValueError, RecursionError) as exc:  # JSON, UTF-8 and shape errors
             log.warning("malformed Zalo webhook body refused: %s", _reason(exc))
             return JSONResponse({"error": "malformed update"}, status_code=400)
-        self._spawn(update)
+        event = _wanted(update)
+        if event is not None:
+            try:
+                await self._submit(event, update)
+            except SQLAlchemyError as exc:
+                log.error("Zalo update not stored (%s): asking for a redelivery", exc)
+                return JSONResponse({"error": "try again"}, status_code=503)
         return JSONResponse({"ok": True})
 
-    async def _handle(self, update: Any) -> None:
-        async with self._slots:
-            try:
-                await self._handle_event(update)
-            except Exception:
-                log.exception("Zalo event handling failed")
-
-    async def _handle_event(self, update: Any) -> None:
-        try:
-            event = parse_event(update)
-        except MalformedEvent as exc:
-            log.warning("malformed Zalo update ignored: %s", _reason(exc))
-            return
-        if event.name != TEXT_EVENT and event.name not in NON_TEXT_EVENTS:
-            log.info("Zalo event %r ignored", event.name[:100])
-            return
-        if not await asyncio.to_thread(self.events.claim, CHANNEL, event.key):
-            log.info("Zalo redelivery of %s ignored", event.key[:120])
-            return
+    async def _handle_row(self, row: InboxRow) -> None:
+        event = parse_event(json.loads(row.payload))
         if event.name in NON_TEXT_EVENTS:
             await self._deliver(event.chat_id, [Reply(UNSUPPORTED)])
             return
@@ -340,6 +357,19 @@ class ZaloChannel:
     async def send(self, chat_id: str, reply: Reply) -> str | None:
         """Sends a reply (the ``zalo`` channel's sender)."""
         return await self.sender.send(chat_id, reply)
+
+
+def _wanted(update: Any) -> ZaloEvent | None:
+    """The event of an update the assistant answers; None (logged) for any other."""
+    try:
+        event = parse_event(update)
+    except MalformedEvent as exc:
+        log.warning("malformed Zalo update ignored: %s", _reason(exc))
+        return None
+    if event.name != TEXT_EVENT and event.name not in NON_TEXT_EVENTS:
+        log.info("Zalo event %r ignored", event.name[:100])
+        return None
+    return event
 
 
 class ZaloSender:

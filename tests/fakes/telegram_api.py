@@ -1694,6 +1694,12 @@ class FakeTelegram(FakeBotServer[Call, WebhookDelivery]):
             bot.updates.append(pushed)
         return dict(pushed)
 
+    def unconfirmed(self, token: str) -> int:
+        """Updates of the bot that no ``getUpdates`` offset has confirmed yet."""
+        bot = self._bot(token)
+        with self._lock:
+            return len(bot.updates)
+
     def pushed_at(self, update_id: int) -> float:
         """``time.perf_counter()`` when the update was pushed."""
         with self._lock:

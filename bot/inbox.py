@@ -1,0 +1,302 @@
+"""The durable inbox: an inbound update is committed to the database before it is acknowledged.
+
+Telegram and Zalo never resend an update they got a 200 for (webhook) or that a
+later poll acknowledged (polling). So a channel first *accepts* the update into
+``inbox_events`` (one row per bot and update key: a redelivery is a no-op), then
+answers 200 or polls again, and an ``InboxWorker`` handles the row. A handled
+row is marked ``done`` and loses its payload (the member's text lives on only
+where the core keeps it, masked).
+
+Each pending row is *leased* by the worker handling it (its owner id and an
+expiry, renewed while it runs). When a process dies, its leases run out and any
+process of the same bot takes the rows over: a ``kill -9`` loses no acknowledged
+update. An update is handled at least once and, outside the few seconds between
+a reply and the ``done`` mark, exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from bot.db import InboxEvent, utcnow
+
+__all__ = ["Inbox", "InboxDepth", "InboxRow", "InboxWorker", "prune_inbox", "worker_id"]
+
+log = logging.getLogger(__name__)
+
+MAX_KEY: Final = 200
+MAX_ATTEMPTS: Final = 3  # an update whose handling crashes this often is set aside as failed
+KEEP_FINISHED: Final = dt.timedelta(days=7)  # platforms redeliver within hours
+
+
+def worker_id() -> str:
+    """This process's name in leases: host, pid and a random part (pids are reused)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    """A pending update taken by a worker."""
+
+    id: int
+    event_key: str
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class InboxDepth:
+    """Pending updates of one channel and the age of the oldest, in seconds."""
+
+    pending: int
+    oldest_age_s: float
+
+
+class Inbox:
+    """The ``inbox_events`` table for one channel and bot (the bot's id, never its token)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        channel: str,
+        bot_id: str,
+        owner: str,
+        lease: dt.timedelta = dt.timedelta(seconds=60),
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        """Rows of ``channel``/``bot_id``; ``owner``: this worker's id in its leases."""
+        self._engine = engine
+        self.channel = channel
+        self.bot_id = bot_id
+        self.owner = owner
+        self.lease = lease
+        self._clock = clock
+        self._mine = and_(InboxEvent.channel == channel, InboxEvent.bot_id == bot_id)
+
+    def accept(self, event_key: str, payload: str) -> int | None:
+        """Commits a new update, leased to this worker; None when it was accepted before."""
+        now = self._clock()
+        statement = insert(InboxEvent).values(
+            channel=self.channel,
+            bot_id=self.bot_id,
+            event_key=event_key[:MAX_KEY],
+            payload=payload,
+            status="pending",
+            attempts=0,
+            lease_owner=self.owner,
+            lease_until=now + self.lease,
+            received_at=now,
+        )
+        try:
+            with self._engine.begin() as connection:
+                result = connection.execute(statement)
+        except IntegrityError:
+            return None
+        key = result.inserted_primary_key
+        return int(key[0]) if key else None
+
+    def take_expired(self, limit: int = 100) -> list[InboxRow]:
+        """Leases pending rows whose lease has run out (their worker died), oldest first.
+
+        Each row is taken by a conditional update, so two processes never take
+        the same row.
+        """
+        now = self._clock()
+        with self._engine.connect() as connection:
+            candidates = connection.execute(
+                select(InboxEvent.id, InboxEvent.event_key, InboxEvent.payload)
+                .where(
+                    self._mine,
+                    InboxEvent.status == "pending",
+                    or_(InboxEvent.lease_until.is_(None), InboxEvent.lease_until < now),
+                )
+                .order_by(InboxEvent.id)
+                .limit(limit)
+            ).all()
+        taken = []
+        for row_id, key, payload in candidates:
+            with self._engine.begin() as connection:
+                result = connection.execute(
+                    update(InboxEvent)
+                    .where(
+                        InboxEvent.id == row_id,
+                        InboxEvent.status == "pending",
+                        or_(InboxEvent.lease_until.is_(None), InboxEvent.lease_until < now),
+                    )
+                    .values(lease_owner=self.owner, lease_until=now + self.lease)
+                )
+            if result.rowcount == 1 and payload is not None:
+                taken.append(InboxRow(row_id, key, payload))
+        return taken
+
+    def renew(self, row_ids: list[int]) -> None:
+        """Extends this worker's leases on rows it is still handling."""
+        if not row_ids:
+            return
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(InboxEvent)
+                .where(InboxEvent.id.in_(row_ids), InboxEvent.lease_owner == self.owner)
+                .values(lease_until=self._clock() + self.lease)
+            )
+
+    def finish(self, row_id: int) -> None:
+        """Marks a row handled and drops its payload."""
+        with self._engine.begin() as connection:
+            connection.execute(
+                update(InboxEvent)
+                .where(InboxEvent.id == row_id)
+                .values(status="done", payload=None, finished_at=self._clock(), lease_owner=None)
+            )
+
+    def retry_later(self, row_id: int, error: str, delay: dt.timedelta) -> bool:
+        """Counts a failed attempt; the row is retried after ``delay`` or, the last time, set aside.
+
+        Returns True when the row will be retried.
+        """
+        with self._engine.begin() as connection:
+            attempts = connection.execute(
+                select(InboxEvent.attempts).where(InboxEvent.id == row_id)
+            ).scalar_one()
+            again = attempts + 1 < MAX_ATTEMPTS
+            values: dict[str, object] = {"attempts": attempts + 1, "error": error[:200]}
+            if again:
+                values.update(lease_owner=None, lease_until=self._clock() + delay)
+            else:
+                values.update(status="failed", payload=None, finished_at=self._clock())
+            connection.execute(update(InboxEvent).where(InboxEvent.id == row_id).values(**values))
+        return again
+
+    def depth(self) -> InboxDepth:
+        """How many updates wait, and for how long the oldest has."""
+        with self._engine.connect() as connection:
+            count, oldest = connection.execute(
+                select(func.count(), func.min(InboxEvent.received_at)).where(
+                    self._mine, InboxEvent.status == "pending"
+                )
+            ).one()
+        if oldest is None:
+            return InboxDepth(0, 0.0)
+        if oldest.tzinfo is None:  # SQLite returns naive UTC
+            oldest = oldest.replace(tzinfo=dt.UTC)
+        return InboxDepth(int(count), max(0.0, (self._clock() - oldest).total_seconds()))
+
+
+def prune_inbox(engine: Engine, now: dt.datetime, keep: dt.timedelta = KEEP_FINISHED) -> int:
+    """Deletes handled or failed rows older than ``keep`` (until then, keys stop redeliveries)."""
+    with engine.begin() as connection:
+        result = connection.execute(
+            delete(InboxEvent).where(
+                InboxEvent.status != "pending", InboxEvent.received_at < now - keep
+            )
+        )
+    return int(result.rowcount or 0)
+
+
+Handler = Callable[[InboxRow], Awaitable[None]]
+
+
+class InboxWorker:
+    """Handles an inbox's rows: new ones at once, those of a dead worker after their lease.
+
+    ``handler`` does the work for one row; an exception makes the row be
+    retried later (at most ``MAX_ATTEMPTS`` times). At most ``concurrency``
+    rows are handled at a time.
+    """
+
+    def __init__(
+        self,
+        inbox: Inbox,
+        handler: Handler,
+        concurrency: int = 32,
+        sweep_every: float = 10.0,
+    ) -> None:
+        """Handles rows of ``inbox`` with ``handler``; looks for orphans every ``sweep_every`` s."""
+        self.inbox = inbox
+        self._handler = handler
+        self._slots = asyncio.Semaphore(concurrency)
+        self._sweep_every = sweep_every
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Resumes the rows a crashed process left and keeps sweeping and renewing leases."""
+        self._sweeper = asyncio.create_task(self._sweep(), name=f"inbox-{self.inbox.channel}")
+
+    async def stop(self) -> None:
+        """Stops sweeping and waits for the rows in hand (their leases lapse if it cannot)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        while self._running:
+            await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+
+    async def submit(self, event_key: str, payload: str) -> bool:
+        """Commits an update and starts handling it; False (and nothing done) on a redelivery."""
+        row_id = await asyncio.to_thread(self.inbox.accept, event_key, payload)
+        if row_id is None:
+            return False
+        self._spawn(InboxRow(row_id, event_key, payload))
+        return True
+
+    @property
+    def in_hand(self) -> int:
+        """Rows being handled by this worker now."""
+        return len(self._running)
+
+    def _spawn(self, row: InboxRow) -> None:
+        if row.id in self._running:
+            return
+        task = asyncio.create_task(self._run(row))
+        self._running[row.id] = task
+        task.add_done_callback(lambda _t: self._running.pop(row.id, None))
+
+    async def _run(self, row: InboxRow) -> None:
+        async with self._slots:
+            try:
+                await self._handler(row)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("%s update %s failed", self.inbox.channel, row.event_key[:80])
+                error = f"{type(exc).__name__}: {exc}"
+                delay = dt.timedelta(seconds=self._sweep_every)
+                try:
+                    await asyncio.to_thread(self.inbox.retry_later, row.id, error, delay)
+                except Exception:
+                    log.exception("could not record the failure of inbox row %s", row.id)
+                return
+            try:
+                await asyncio.to_thread(self.inbox.finish, row.id)
+            except Exception:  # the lease will lapse and the row be handled again
+                log.exception("could not mark inbox row %s handled", row.id)
+
+    async def _sweep(self) -> None:
+        lease_s = self.inbox.lease.total_seconds()
+        renew_every = max(0.05, min(self._sweep_every, lease_s / 3))
+        last_sweep = float("-inf")
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                if self._running:
+                    await asyncio.to_thread(self.inbox.renew, list(self._running))
+                if loop.time() - last_sweep >= self._sweep_every:
+                    last_sweep = loop.time()
+                    for row in await asyncio.to_thread(self.inbox.take_expired):
+                        self._spawn(row)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be away for a moment: try again
+                log.exception("%s inbox sweep failed", self.inbox.channel)
+            await asyncio.sleep(renew_every)
