@@ -62,6 +62,7 @@ from bot.model_swap import ModelKeeper, serving_model
 from bot.nlu_client import NLUClient
 from bot.nlu_service import ensure_nlu_service
 from bot.profile import load_profile_options
+from bot.pushes import PushStore
 from bot.retrain import ChatRetrain
 from bot.review import ReviewLog, ReviewQueue
 from bot.review_chat import ReviewChat
@@ -80,7 +81,6 @@ __all__ = ["Runtime", "TelegramChannel", "create_web_app", "running_app", "serve
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "channels" / "webchat_static"
-_INBOX_WAIT_S = 25.0
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'; "
@@ -367,7 +367,7 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
                 review=ReviewChat(queue, kb, retrain),
                 on_reminders_changed=reminders.plan_member,
             )
-            webchat = WebChat(conversation)
+            webchat = WebChat(conversation, PushStore(engine))
             senders.register(WEB, webchat)
             async with contextlib.AsyncExitStack() as channels:
                 await keeper.start()
@@ -462,7 +462,7 @@ def create_web_app(runtime: Runtime) -> Starlette:
     async def chat_inbox(request: Request) -> Response:
         try:
             result = await runtime.webchat.wait_inbox(
-                request.query_params.get("session"), _INBOX_WAIT_S
+                request.query_params.get("session"), runtime.settings.web_poll_seconds
             )
         except WebChatError as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)

@@ -42,6 +42,7 @@ __all__ = [
     "SchedulerState",
     "TrainingRegistration",
     "TrainingSession",
+    "WebPush",
     "create_db_engine",
     "current_revision",
     "downgrade_db",
@@ -179,6 +180,20 @@ class InboxEvent(Base):
     )
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(String(200))
+
+
+class WebPush(Base):
+    """A message for a web-chat page (a staff answer), kept until the page fetches it."""
+
+    __tablename__ = "web_pushes"
+    __table_args__ = (Index("ix_web_pushes_session", "session_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text)  # the reply as the page's JSON
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
 
 
 class Handover(Base):

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     # Comma-separated host names the web chat answers POSTs for, besides WEB_HOST and the
     # loopback names (e.g. the public name a reverse proxy forwards: "hotro.lienminhhtx.vn").
     web_allowed_hosts: str = ""
+    # How long the page's poll for later messages (a staff answer) waits when none is there.
+    web_poll_seconds: Annotated[float, Field(ge=0, le=60)] = 25.0
 
     telegram_bot_token: SecretStr | None = None
     telegram_base_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")

@@ -49,6 +49,7 @@ from bot.db import (
 from bot.inbox import prune_inbox
 from bot.members import PROFILE_FIELDS
 from bot.profile import ProfileOptions
+from bot.pushes import PushStore
 from bot.replies import Button, Reply
 from bot.sending import ChannelUnavailable, RateLimited, RecipientBlocked, SendError, Senders
 from scheduler.deadlines import Rule, due_dates, format_date
@@ -271,7 +272,8 @@ class ReminderService:
     def clean_up(self) -> int:
         """Deletes finished rows older than 90 days (pending ones stay).
 
-        Handled inbound updates older than a week go too: platforms redeliver within hours.
+        Handled inbound updates older than a week go too (platforms redeliver within hours),
+        and web-chat messages no page fetched within a day.
         """
         now = self.clock()
         with self._engine.begin() as connection:
@@ -282,6 +284,7 @@ class ReminderService:
                 )
             )
         prune_inbox(self._engine, now, KEEP_EVENT_CLAIMS)
+        PushStore(self._engine, clock=lambda: now).prune()
         return int(result.rowcount or 0)
 
     # -- the worker ----------------------------------------------------------------------------

@@ -5,8 +5,11 @@ A browser session is identified by a random id the page keeps in
 channel. Replies are plain text; the page renders them with ``textContent``,
 so nothing a member or the knowledge base writes is ever parsed as HTML.
 
-Messages that arrive later (a staff answer after a hand-over) wait in a small
-per-session inbox that the page long-polls.
+Messages that arrive later (a staff answer after a hand-over) wait in the
+database (``bot.pushes``, at most 50 per session, for a day) until
+the page's long poll fetches them: no restart, other process or flood of new
+sessions loses them. Memory holds only wake-ups for the polls waiting now and
+per-session rate counters.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.conversation import Conversation, Incoming
+from bot.pushes import PushStore
 from bot.replies import Reply
 
 __all__ = ["CHANNEL", "WebChat", "WebChatError"]
@@ -28,8 +32,9 @@ __all__ = ["CHANNEL", "WebChat", "WebChatError"]
 CHANNEL = "web"
 SESSION_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 MAX_TEXT_CHARS = 4000
-_MAX_SESSIONS = 10_000
-_INBOX_MAX = 50
+_MAX_SESSIONS = 10_000  # rate counters kept in memory; the oldest go first
+_WAITERS_MAX = 2_000  # long polls waiting at once; more get an empty answer at once
+_RECHECK_S = 1.0  # a waiting poll looks in the database this often (another process may push)
 _RATE_WINDOW_S = 10.0
 _RATE_MAX = 20
 
@@ -44,18 +49,20 @@ class WebChatError(ValueError):
 
 @dataclass
 class _Session:
-    inbox: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=_INBOX_MAX))
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=_RATE_MAX))
 
 
 class WebChat:
     """Serves the web chat's API and is the ``web`` channel's sender."""
 
-    def __init__(self, conversation: Conversation) -> None:
-        """Talks to ``conversation``."""
+    def __init__(self, conversation: Conversation, pushes: PushStore) -> None:
+        """Talks to ``conversation``; later messages wait in ``pushes``."""
         self._conversation = conversation
+        self._pushes = pushes
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
+        self._waiting: dict[str, asyncio.Event] = {}
+        self._event_users: dict[str, int] = {}
+        self._waiters = 0
         self._ids = itertools.count(1)
         self._closing = False
 
@@ -116,29 +123,54 @@ class WebChat:
         session.recent.append(now)
 
     async def wait_inbox(self, session_value: Any, timeout: float) -> dict[str, Any]:
-        """Returns queued later replies, waiting up to ``timeout`` seconds for one."""
-        session = self._session(_session_id(session_value))
-        if not session.inbox and not self._closing:
-            session.arrived.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(session.arrived.wait(), timeout)
-        replies = list(session.inbox)
-        session.inbox.clear()
+        """Returns (and forgets) the session's waiting messages, waiting up to ``timeout`` s."""
+        session_id = _session_id(session_value)
+        replies = await asyncio.to_thread(self._pushes.take, session_id)
+        if replies or self._closing or self._waiters >= _WAITERS_MAX:
+            return {"replies": replies}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        arrived = self._waiting.setdefault(session_id, asyncio.Event())
+        self._event_users[session_id] = self._event_users.get(session_id, 0) + 1
+        self._waiters += 1
+        try:
+            while not replies and not self._closing:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(arrived.wait(), min(remaining, _RECHECK_S))
+                replies = await asyncio.to_thread(self._pushes.take, session_id)
+        finally:
+            self._waiters -= 1
+            self._release(session_id, arrived)
         return {"replies": replies}
+
+    def _release(self, session_id: str, arrived: asyncio.Event) -> None:
+        # Several tabs of one session may wait on the same event; it is dropped when none does.
+        users = self._event_users.get(session_id, 0) - 1
+        if users <= 0:
+            self._event_users.pop(session_id, None)
+            if self._waiting.get(session_id) is arrived:
+                del self._waiting[session_id]
+        else:
+            self._event_users[session_id] = users
 
     def close(self) -> None:
         """Ends every waiting long poll at once (on shutdown); later polls return at once."""
         self._closing = True
-        for session in self._sessions.values():
-            session.arrived.set()
+        for arrived in self._waiting.values():
+            arrived.set()
 
     async def send(self, chat_id: str, reply: Reply) -> str | None:
-        """Queues a reply for the session's page (the ``web`` channel's sender)."""
-        session = self._session(chat_id)
+        """Stores a reply for the session's page and wakes its poll (the ``web`` sender)."""
         message = self._to_json(reply)
-        session.inbox.append(message)
-        session.arrived.set()
-        return str(message["id"])
+        row_id = await asyncio.to_thread(self._pushes.add, chat_id, message)
+        arrived = self._waiting.get(chat_id)
+        if arrived is not None:
+            arrived.set()
+        return f"p{row_id}"
 
 
 def _session_id(value: Any) -> str:

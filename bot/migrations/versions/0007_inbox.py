@@ -1,4 +1,4 @@
-"""The durable inbox: every inbound update is stored before it is acknowledged.
+"""The durable inbox (inbound updates) and the web chat's pending pushes.
 
 Replaces ``processed_events`` (a claim without the update): a row now keeps the
 update until it has been handled, with a lease naming the worker handling it, so
@@ -41,9 +41,21 @@ def upgrade() -> None:
     op.create_index("ix_inbox_events_received_at", "inbox_events", ["received_at"])
     op.drop_index("ix_processed_events_received_at", table_name="processed_events")
     op.drop_table("processed_events")
+    op.create_table(
+        "web_pushes",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("session_id", sa.String(64), nullable=False),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_web_pushes_session", "web_pushes", ["session_id", "id"])
+    op.create_index("ix_web_pushes_created_at", "web_pushes", ["created_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_web_pushes_created_at", table_name="web_pushes")
+    op.drop_index("ix_web_pushes_session", table_name="web_pushes")
+    op.drop_table("web_pushes")
     op.create_table(
         "processed_events",
         sa.Column("channel", sa.String(20), primary_key=True),
