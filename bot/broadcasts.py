@@ -28,6 +28,7 @@ from bot.db import Broadcast, Member, OutboxMessage, utcnow
 from bot.members import ROLES
 from bot.profile import ProfileOptions
 from bot.roles import CHANNELS, ROLE_LABELS
+from nlu.textnorm import strip_invisible
 from scheduler.outbox import Outbox, aware
 
 __all__ = [
@@ -210,7 +211,7 @@ class BroadcastStore:
         self, text: str, created_by: str | None = None, segment: Segment | None = None
     ) -> BroadcastInfo:
         """Stores a broadcast not yet sent (composed in chat step by step)."""
-        text = text.strip()
+        text = strip_invisible(text).strip()
         if not text:
             raise BroadcastError("Nội dung thông báo đang trống.")
         if len(text) > MAX_TEXT:

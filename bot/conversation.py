@@ -43,6 +43,7 @@ from bot.sending import RecipientBlocked, SendError, Senders
 from bot.subscriptions import SubscriptionStore
 from bot.training_chat import TrainingChat
 from knowledge.base import Entry, KnowledgeBase
+from nlu.textnorm import strip_invisible
 from scheduler.deadlines import Rule, due_dates
 from scheduler.deadlines import format_date as format_deadline
 from scheduler.training import TrainingStore
@@ -827,8 +828,12 @@ def _answer_replies(answer: Answer, message_id: int) -> list[Reply]:
 
 
 def _storable(text: str) -> str:
-    """Text every database accepts: no NUL characters, no lone surrogates (from broken JSON)."""
-    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    """Text every database accepts and every screen shows as typed.
+
+    No lone surrogates (from broken JSON), no NUL or other control characters, no
+    bidirectional overrides or zero-width characters (``strip_invisible``).
+    """
+    return strip_invisible(text.encode("utf-8", "replace").decode("utf-8"))
 
 
 def _local(moment: dt.datetime) -> dt.datetime:

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bot.db import MessageLog, utcnow
+from nlu.privacy import mask_personal_data
 
 __all__ = ["FEEDBACK_VALUES", "LoggedQuestion", "MessageLogStore"]
 
@@ -54,13 +55,13 @@ class MessageLogStore:
         fallback: bool,
         latency_ms: float,
     ) -> int:
-        """Stores one answered question and returns its id."""
+        """Stores one answered question (phone, e-mail and ID numbers masked); returns its id."""
         statement = (
             insert(MessageLog)
             .values(
                 member_id=member_id,
                 channel=channel,
-                text=text[:_MAX_TEXT],
+                text=mask_personal_data(text[:_MAX_TEXT]),
                 kind=kind,
                 intent=intent,
                 confidence=confidence,

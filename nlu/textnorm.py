@@ -18,6 +18,7 @@ __all__ = [
     "normalize_word",
     "plain_words",
     "strip_diacritics",
+    "strip_invisible",
 ]
 
 # Abbreviations members type on phones (keys diacritic-free, as looked up
@@ -73,6 +74,7 @@ ABBREVIATIONS: dict[str, str] = {
 
 _SPACE_RE = re.compile(r"\s+")
 # Control characters (except whitespace) and lone surrogates break tokenizers.
+_ASCII_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _TONE_MARKS = {"\u0300", "\u0301", "\u0303", "\u0309", "\u0323"}
 
@@ -108,6 +110,18 @@ def base_char_map(text: str) -> tuple[str, list[int]]:
             chars.append(out)
             positions.append(index)
     return "".join(chars), positions
+
+
+def strip_invisible(text: str) -> str:
+    """Removes what displays as nothing but changes how text shows or compares.
+
+    Bidirectional controls (an RTL override shows a title reversed), zero-width
+    spaces and joiners, the BOM, soft hyphens and every other format character
+    (Unicode category Cf), and C0 controls other than tab and newline.
+    """
+    if text.isascii():
+        return _ASCII_CONTROL_RE.sub("", text)
+    return "".join(c for c in _ASCII_CONTROL_RE.sub("", text) if unicodedata.category(c) != "Cf")
 
 
 def clean_text(text: str, max_chars: int = 2000) -> str:

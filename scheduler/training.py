@@ -22,7 +22,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import (
     DateTime,
     Integer,
@@ -40,6 +47,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from bot.db import Member, TrainingRegistration, TrainingSession, utcnow
+from nlu.textnorm import strip_invisible
 from scheduler.outbox import SESSION, SESSION_CHANGE, Outbox, aware
 
 __all__ = [
@@ -124,6 +132,12 @@ class SessionDraft(BaseModel):
     province: str | None = Field(default=None, max_length=40)
     coop_type: str | None = Field(default=None, max_length=40)
     capacity: int = Field(ge=1, le=100_000)
+
+    @field_validator("title", "description", "place", mode="before")
+    @classmethod
+    def _visible(cls, value: Any) -> Any:
+        # An RTL override or zero-width character would make a title show reversed or differ.
+        return strip_invisible(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _consistent(self) -> SessionDraft:

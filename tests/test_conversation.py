@@ -339,3 +339,16 @@ def test_declining_reminders_keeps_them_off(core, sqlite_engine):
     assert answer.text.startswith("Đã hiểu") and answer.edit
     member_id = MemberStore(sqlite_engine).find("telegram", "89").id
     assert SubscriptionStore(sqlite_engine).rules(member_id) == frozenset()
+
+
+def test_invisible_controls_are_removed_and_personal_numbers_masked_in_the_log(core, sqlite_engine):
+    rlo, zwsp, zwj, bom = "\u202e", "\u200b", "\u200d", "\ufeff"
+    name = f"{rlo}naL ị{zwsp}hC"
+    say(core, "/start", user="88", name=name)
+    question = f"{bom}htx can{zwsp} bao nhieu{zwj} thanh vien, sdt 0912345678, ho chieu C1234567"
+    say(core, question + rlo, user="88", name=name)
+    with Session(sqlite_engine) as session:
+        member = session.scalars(select(Member).where(Member.external_id == "88")).one()
+        logged = session.scalars(select(MessageLog.text)).all()
+    assert member.display_name == "naL ịhC"
+    assert logged == ["htx can bao nhieu thanh vien, sdt [SĐT], ho chieu [SỐ HỘ CHIẾU]"]

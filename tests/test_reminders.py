@@ -570,3 +570,14 @@ def test_session_validation_speaks_vietnamese(sqlite_engine):
         store.register(session, make_member(sqlite_engine, user))
     with pytest.raises(ValueError, match="số chỗ không thể nhỏ hơn"):
         store.update(session, capacity=1)
+
+
+def test_a_training_title_with_an_rtl_override_is_stored_as_it_reads():
+    draft = SessionDraft.build(
+        title="\u202eLớp chuyển đổi số\u200b",
+        starts_at=vn(2027, 3, 10, 8, 0),
+        ends_at=vn(2027, 3, 10, 11, 0),
+        place="Hội\u2066 trường\u2069",
+        capacity=5,
+    )
+    assert (draft.title, draft.place) == ("Lớp chuyển đổi số", "Hội trường")

@@ -38,6 +38,8 @@ INTENTS = load_examples(TRAIN_DIR).keys()
         ("mail lan.nguyen+htx@gmail.com.vn nhé", "mail [EMAIL] nhé"),
         ("vốn 100.000.000 đồng năm 2023, 7 người", "vốn 100.000.000 đồng năm 2023, 7 người"),
         ("Nghị định 92/2024/NĐ-CP điều 10", "Nghị định 92/2024/NĐ-CP điều 10"),
+        ("hộ chiếu C1234567, số p12345678", "hộ chiếu [SỐ HỘ CHIẾU], số [SỐ HỘ CHIẾU]"),
+        ("mẫu số 01/HTX, khoản 2a, mã K12345", "mẫu số 01/HTX, khoản 2a, mã K12345"),
     ],
 )  # fmt: skip
 def test_personal_data_is_masked(text, masked):
@@ -277,3 +279,12 @@ def test_only_admins_review_or_retrain(review_core, sqlite_engine, tmp_path, rol
             select(func.count()).where(ReviewQuestion.status == "open")
         )  # fmt: skip
     assert open_rows == 1 and not (tmp_path / "reviewed.yml").exists()
+
+
+def test_strip_invisible_keeps_vietnamese_newlines_and_emoji():
+    from nlu.textnorm import strip_invisible
+
+    text = "Hợp tác xã 🌾\nthành viên\t7"
+    assert strip_invisible(text) == text
+    assert strip_invisible("\u2066Lớp\u2069 \u202etập huấn\u200b\x07") == "Lớp tập huấn"
+    assert strip_invisible("a\u00adb\u2060c\x00") == "abc"
