@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import math
 import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from bot.channels.telegram import CHANNEL as TELEGRAM
 from bot.channels.telegram import TelegramSender
 from bot.channels.telegram_update import TelegramUpdate, invalid_field
 from bot.channels.webchat import CHANNEL as WEB
-from bot.channels.webchat import WebChat, WebChatError
+from bot.channels.webchat import WebChat, WebChatError, WebLimits
 from bot.channels.webhooks import checked_body, derived_secret, read_body
 from bot.channels.zalo import CHANNEL as ZALO
 from bot.channels.zalo import ZaloChannel
@@ -359,7 +360,12 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
                 handovers=HandoverStore(engine),
                 profile_options=options,
                 senders=senders,
-                staff=StaffDesk(TELEGRAM, str(staff_chat) if staff_chat is not None else None),
+                staff=StaffDesk(
+                    TELEGRAM,
+                    str(staff_chat) if staff_chat is not None else None,
+                    per_member_hour=settings.handovers_per_member_hour,
+                    per_hour=settings.handovers_per_hour,
+                ),
                 deadline_rules=rules,
                 subscriptions=SubscriptionStore(engine),
                 training=reminders.training,
@@ -367,7 +373,16 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
                 review=ReviewChat(queue, kb, retrain),
                 on_reminders_changed=reminders.plan_member,
             )
-            webchat = WebChat(conversation, PushStore(engine))
+            webchat = WebChat(
+                conversation,
+                PushStore(engine),
+                WebLimits(
+                    settings.web_new_sessions_per_ip_hour,
+                    settings.web_new_sessions_per_hour,
+                    settings.web_messages_per_ip_minute,
+                    settings.web_messages_per_second,
+                ),
+            )
             senders.register(WEB, webchat)
             async with contextlib.AsyncExitStack() as channels:
                 await keeper.start()
@@ -452,11 +467,17 @@ def create_web_app(runtime: Runtime) -> Starlette:
         if body is None:
             return JSONResponse({"error": "Tin nhắn quá lớn."}, status_code=413)
         try:
-            result = await runtime.webchat.post_message(json.loads(body))
+            client = request.client.host if request.client is not None else "unknown"
+            result = await runtime.webchat.post_message(json.loads(body), client)
         except (json.JSONDecodeError, UnicodeDecodeError):
             return JSONResponse({"error": "Yêu cầu không hợp lệ (cần JSON)."}, status_code=400)
         except WebChatError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+            headers = (
+                {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+                if exc.retry_after is not None
+                else None
+            )
+            return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
         return JSONResponse(result, headers={"Cache-Control": "no-store"})
 
     async def chat_inbox(request: Request) -> Response:

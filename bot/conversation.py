@@ -136,10 +136,16 @@ class Incoming:
 
 @dataclass(frozen=True, slots=True)
 class StaffDesk:
-    """Where hand-overs are posted: one staff chat on one channel (None: not configured)."""
+    """Where hand-overs are posted: one staff chat on one channel (None: not configured).
+
+    At most ``per_member_hour`` hand-overs per member and ``per_hour`` from all
+    members together are opened in any hour, so nobody can flood the staff chat.
+    """
 
     channel: str = "telegram"
     chat_id: str | None = None
+    per_member_hour: int = 3
+    per_hour: int = 120
 
 
 class Conversation:
@@ -535,6 +541,9 @@ class Conversation:
                     "Mình sẽ báo ngay khi cán bộ trả lời; bạn vui lòng chờ thêm nhé."
                 )
             ]
+        refused = await self._handover_limit(member)
+        if refused is not None:
+            return [refused]
         handover = await asyncio.to_thread(self.handovers.open, member.id, question)
         if not await self._post_to_staff(member, handover.id, question):
             return [
@@ -551,6 +560,23 @@ class Conversation:
                 "Một cán bộ sẽ trả lời bạn ngay tại đây, thường trong giờ hành chính."
             )
         ]
+
+    async def _handover_limit(self, member: MemberInfo) -> Reply | None:
+        hour_ago = _utcnow() - dt.timedelta(hours=1)
+        mine = await asyncio.to_thread(self.handovers.opened_since, hour_ago, member.id)
+        if mine >= self.staff.per_member_hour:
+            return Reply(
+                f"Trong một giờ qua bạn đã gửi {mine} câu hỏi cho cán bộ. Bạn vui lòng chờ cán "
+                "bộ trả lời, hoặc gửi thêm sau ít phút nhé."
+            )
+        everyone = await asyncio.to_thread(self.handovers.opened_since, hour_ago)
+        if everyone >= self.staff.per_hour:
+            log.warning("hand-over refused: %d opened in the last hour", everyone)
+            return Reply(
+                "Hiện có nhiều câu hỏi đang chờ cán bộ. Bạn vui lòng gửi lại sau ít phút, hoặc "
+                "liên hệ Liên minh HTX tỉnh, thành phố nơi HTX đăng ký."
+            )
+        return None
 
     async def _post_to_staff(self, member: MemberInfo, handover_id: int, question: str) -> bool:
         if self.staff.chat_id is None or not self.senders.has(self.staff.channel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -72,6 +72,14 @@ class HandoverStore:
                 .where(Handover.id == handover_id)
                 .values(status="answered", answered_at=utcnow())
             )
+
+    def opened_since(self, since: dt.datetime, member_id: int | None = None) -> int:
+        """Hand-overs opened since ``since``: the member's, or everybody's."""
+        query = select(func.count()).select_from(Handover).where(Handover.created_at >= since)
+        if member_id is not None:
+            query = query.where(Handover.member_id == member_id)
+        with Session(self._engine) as session:
+            return int(session.scalar(query) or 0)
 
     def open_count(self, member_id: int) -> int:
         """Hand-overs of the member still waiting for staff."""

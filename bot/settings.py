@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     web_allowed_hosts: str = ""
     # How long the page's poll for later messages (a staff answer) waits when none is there.
     web_poll_seconds: Annotated[float, Field(ge=0, le=60)] = 25.0
+    # Flood limits of the web chat (token buckets): new sessions per client address per hour
+    # and for everyone per hour; messages per address per minute and for everyone per second.
+    web_new_sessions_per_ip_hour: Annotated[int, Field(ge=1)] = 60
+    web_new_sessions_per_hour: Annotated[int, Field(ge=1)] = 3000
+    web_messages_per_ip_minute: Annotated[int, Field(ge=1)] = 120
+    web_messages_per_second: Annotated[int, Field(ge=1)] = 50
 
     telegram_bot_token: SecretStr | None = None
     telegram_base_url: AnyHttpUrl = AnyHttpUrl("https://api.telegram.org")
@@ -68,6 +74,9 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = None
     telegram_staff_chat_id: int | None = None
     telegram_concurrency: Annotated[int, Field(ge=1, le=256)] = 32
+    # Hand-overs to staff (/lienhe) a member, and all members together, may open per hour.
+    handovers_per_member_hour: Annotated[int, Field(ge=1)] = 3
+    handovers_per_hour: Annotated[int, Field(ge=1)] = 120
 
     zalo_bot_token: SecretStr | None = None
     zalo_base_url: AnyHttpUrl = AnyHttpUrl("https://bot-api.zaloplatforms.com")

@@ -352,3 +352,16 @@ def test_invisible_controls_are_removed_and_personal_numbers_masked_in_the_log(c
         logged = session.scalars(select(MessageLog.text)).all()
     assert member.display_name == "naL ịhC"
     assert logged == ["htx can bao nhieu thanh vien, sdt [SĐT], ho chieu [SỐ HỘ CHIẾU]"]
+
+
+def test_handovers_are_limited_per_member_and_overall(sqlite_engine, senders, core):
+    staff = senders._senders["telegram"]
+    posted = len(staff.sent)
+    replies = [say(core, f"/lienhe câu hỏi số {i} về thuế", user="71")[0] for i in range(5)]
+    assert ["đã chuyển câu hỏi" in r.text for r in replies] == [True, True, True, False, False]
+    assert "một giờ qua bạn đã gửi 3 câu hỏi" in replies[3].text
+    assert len(staff.sent) == posted + 3  # the staff chat got three posts, not five
+    core.staff = StaffDesk("telegram", STAFF_CHAT, per_member_hour=3, per_hour=5)
+    others = [say(core, "/lienhe hỏi về vốn góp", user=str(800 + i))[0] for i in range(3)]
+    assert ["đã chuyển câu hỏi" in r.text for r in others] == [True, True, False]
+    assert "nhiều câu hỏi đang chờ cán bộ" in others[2].text

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.db import Member, create_db_engine
+from bot.db import Handover, Member, create_db_engine
 from tests.conftest import bot_settings
 from tests.running_bot import RunningBot
 
@@ -76,3 +76,35 @@ def test_posts_from_other_sites_are_refused_and_create_nothing(web):
         )
         assert cased.status_code == 200, cased.text
     assert _members(database) == 3
+
+
+def test_a_flood_of_new_sessions_from_one_address_is_cut_at_the_limit(nlu_url, tmp_path):
+    database = tmp_path / "bot.db"
+    settings = bot_settings(nlu_url, database)  # the default limits
+    limit = settings.web_new_sessions_per_ip_hour
+    statuses = []
+    with RunningBot(settings) as bot, httpx.Client(base_url=bot.url, timeout=60) as client:
+        for index in range(limit + 40):
+            response = client.post(
+                "/chat/api/messages",
+                json={"session": f"flood-session-{index:06d}", "text": "/lienhe hỏi về thuế"},
+            )
+            statuses.append(response.status_code)
+            if response.status_code == 429:
+                assert int(response.headers["Retry-After"]) >= 1
+                assert "quá nhiều phiên" in response.json()["error"]
+        # A session that already exists goes on talking.
+        again = client.post(
+            "/chat/api/messages",
+            json={"session": "flood-session-000000", "text": "htx can bao nhieu thanh vien"},
+        )
+    assert statuses == [200] * limit + [429] * 40
+    assert again.status_code == 200
+    engine = create_db_engine(f"sqlite:///{database}")
+    try:
+        with Session(engine) as session:
+            members = session.scalar(select(func.count()).select_from(Member))
+            handovers = session.scalar(select(func.count()).select_from(Handover))
+    finally:
+        engine.dispose()
+    assert members == limit and handovers == limit

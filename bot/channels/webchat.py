@@ -25,9 +25,10 @@ from typing import Any
 
 from bot.conversation import Conversation, Incoming
 from bot.pushes import PushStore
+from bot.ratelimit import KeyedBuckets, TokenBucket
 from bot.replies import Reply
 
-__all__ = ["CHANNEL", "WebChat", "WebChatError"]
+__all__ = ["CHANNEL", "WebChat", "WebChatError", "WebLimits"]
 
 CHANNEL = "web"
 SESSION_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -42,9 +43,67 @@ _RATE_MAX = 20
 class WebChatError(ValueError):
     """A request the web chat refuses; ``status`` is the HTTP status to answer with."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class WebLimits:
+    """Flood limits: new sessions and messages per client address and for everyone."""
+
+    new_sessions_per_ip_hour: int = 60
+    new_sessions_per_hour: int = 3000
+    messages_per_ip_minute: int = 120
+    messages_per_second: int = 50
+
+
+class _Floodgate:
+    """The token buckets behind ``WebLimits``."""
+
+    def __init__(self, limits: WebLimits) -> None:
+        self.ip_sessions = KeyedBuckets(
+            limits.new_sessions_per_ip_hour / 3600, limits.new_sessions_per_ip_hour
+        )
+        self.sessions = TokenBucket(
+            limits.new_sessions_per_hour / 3600, limits.new_sessions_per_hour
+        )
+        self.ip_messages = KeyedBuckets(
+            limits.messages_per_ip_minute / 60, limits.messages_per_ip_minute
+        )
+        self.messages = TokenBucket(limits.messages_per_second, 2 * limits.messages_per_second)
+
+    def message(self, client: str) -> None:
+        mine = self.ip_messages.get(client)
+        if not mine.take():
+            raise WebChatError(
+                429,
+                "Bạn gửi nhanh quá, vui lòng chờ một chút rồi gửi tiếp.",
+                mine.retry_after(),
+            )
+        if not self.messages.take():
+            raise WebChatError(
+                503,
+                "Hệ thống đang bận, bạn vui lòng gửi lại sau ít giây.",
+                self.messages.retry_after(),
+            )
+
+    def new_session(self, client: str) -> None:
+        mine = self.ip_sessions.get(client)
+        if not mine.available():
+            raise WebChatError(
+                429,
+                "Có quá nhiều phiên trò chuyện mới từ địa chỉ của bạn; vui lòng thử lại sau.",
+                mine.retry_after(),
+            )
+        if not self.sessions.take():
+            raise WebChatError(
+                503,
+                "Hệ thống đang bận, bạn vui lòng thử lại sau ít phút.",
+                self.sessions.retry_after(),
+            )
+        mine.take()
 
 
 @dataclass
@@ -55,10 +114,13 @@ class _Session:
 class WebChat:
     """Serves the web chat's API and is the ``web`` channel's sender."""
 
-    def __init__(self, conversation: Conversation, pushes: PushStore) -> None:
-        """Talks to ``conversation``; later messages wait in ``pushes``."""
+    def __init__(
+        self, conversation: Conversation, pushes: PushStore, limits: WebLimits | None = None
+    ) -> None:
+        """Talks to ``conversation``; later messages wait in ``pushes``; floods meet ``limits``."""
         self._conversation = conversation
         self._pushes = pushes
+        self._gate = _Floodgate(limits or WebLimits())
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._waiting: dict[str, asyncio.Event] = {}
         self._event_users: dict[str, int] = {}
@@ -89,8 +151,11 @@ class WebChat:
             "edit": reply.edit,
         }
 
-    async def post_message(self, body: Any) -> dict[str, Any]:
-        """Handles one typed message or button press; raises ``WebChatError`` on bad input."""
+    async def post_message(self, body: Any, client: str = "local") -> dict[str, Any]:
+        """Handles one typed message or button press; raises ``WebChatError`` on bad input.
+
+        ``client``: the sender's address, for the per-address flood limits.
+        """
         if not isinstance(body, dict):
             raise WebChatError(400, "Yêu cầu không hợp lệ (cần một đối tượng JSON).")
         session_id = _session_id(body.get("session"))
@@ -105,6 +170,11 @@ class WebChat:
             raise WebChatError(
                 413, f"Tin nhắn dài quá {MAX_TEXT_CHARS} ký tự; bạn rút gọn giúp mình nhé."
             )
+        self._gate.message(client)
+        if session_id not in self._sessions and not await asyncio.to_thread(
+            self._conversation.members.find, CHANNEL, session_id
+        ):
+            self._gate.new_session(client)
         self._check_rate(self._session(session_id))
         incoming = Incoming(
             channel=CHANNEL,
