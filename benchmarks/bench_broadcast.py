@@ -155,6 +155,7 @@ def main() -> None:
     if model is None:
         sys.exit("no trained model: run `make model` first")
     service = NLUService(settings, model)
+    os.environ["NLU_TOKEN"] = service.token  # `coopbot run` below sends it
     service.start()
     try:
         asyncio.run(service.wait_ready(timeout=180))

@@ -323,6 +323,7 @@ def main() -> None:
         sys.exit("no trained model: run `make model` first")
     questions = [q for items in load_examples(TEST_DIR).values() for q in items]
     service = NLUService(settings, model)
+    os.environ["NLU_TOKEN"] = service.token  # each `coopbot run` below sends it
     service.start()
     try:
         asyncio.run(service.wait_ready(timeout=180))

@@ -22,10 +22,11 @@ from collections import Counter
 from pathlib import Path
 
 import psutil
+from pydantic import SecretStr
 
 from bot.letter_eval import run_letters, summary
 from bot.nlu_eval import predict_split
-from bot.nlu_service import NLUService
+from bot.nlu_service import NLUEndpoint, NLUService
 from bot.questions import extract
 from bot.settings import PROJECT_ROOT, load_settings
 from bot.wiring import answer_service
@@ -65,8 +66,8 @@ def main() -> None:
         service.start()
         try:
             asyncio.run(service.wait_ready())
-            predictions = asyncio.run(predict_split(service.url))
-            letters = asyncio.run(letter_figures(service.url, Path(tmp) / "letters.db"))
+            predictions = asyncio.run(predict_split(service.endpoint))
+            letters = asyncio.run(letter_figures(service.endpoint, Path(tmp) / "letters.db"))
             assert service.process is not None
             memory = rss_mb(service.process.pid)
 
@@ -77,6 +78,7 @@ def main() -> None:
             env = {
                 **os.environ,
                 "NLU_URL": service.url,
+                "NLU_TOKEN": service.token,
                 "DATABASE_URL": f"sqlite:///{Path(tmp) / 'bench.db'}",
                 "LOG_LEVEL": "WARNING",
             }
@@ -140,12 +142,16 @@ def main() -> None:
     print_corpus_figures()
 
 
-async def letter_figures(url: str, database: Path) -> list[str]:
+async def letter_figures(endpoint: NLUEndpoint, database: Path) -> list[str]:
     """Held-out letters: right / honest / wrong, retrieval recall@3, 1,500-character latency."""
     letters = load_letters(split="test")
-    # The service `coopbot ask` builds, on the NLU service already running at ``url``.
+    # The service `coopbot ask` builds, on the NLU service already running at ``endpoint``.
     settings = load_settings().model_copy(
-        update={"nlu_url": url, "database_url": f"sqlite:///{database}"}
+        update={
+            "nlu_url": endpoint.url,
+            "nlu_token": SecretStr(endpoint.token or ""),
+            "database_url": f"sqlite:///{database}",
+        }
     )
     async with answer_service(settings) as service:
         started = time.perf_counter()

@@ -39,7 +39,7 @@ async def main(thresholds: list[float]) -> None:
     service.start()
     try:
         await service.wait_ready()
-        async with NLUClient(service.url) as client:
+        async with NLUClient(service.url, token=service.token) as client:
             kb = load_knowledge_base()
             search = KnowledgeSearch(kb, load_examples(TRAIN_DIR))
             answer_service = AnswerService(kb, search, client)

@@ -57,7 +57,7 @@ def main() -> None:
         service.start()
         try:
             asyncio.run(service.wait_ready())
-            predictions = asyncio.run(predict(service.url, held))
+            predictions = asyncio.run(predict(service.url, held, token=service.token))
         finally:
             service.stop()
     wrong = [p for p in predictions if p.predicted != p.expected]

@@ -319,8 +319,8 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
                 settings,
                 train_if_missing=True,
                 choose=lambda: serving_model(registry, settings.reviewed_data),
-            ) as nlu_url,
-            NLUClient(nlu_url, timeout=settings.nlu_timeout) as nlu,
+            ) as endpoint,
+            endpoint.client(timeout=settings.nlu_timeout) as nlu,
         ):
             answers = AnswerService(
                 kb,

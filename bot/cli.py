@@ -357,8 +357,8 @@ def nlu_test(
     async def run() -> list[Prediction]:
         if model is not None:
             return await predict_with_model(settings, model)
-        async with ensure_nlu_service(settings) as url:
-            return await predict_split(url)
+        async with ensure_nlu_service(settings) as endpoint:
+            return await predict_split(endpoint)
 
     try:
         predictions = asyncio.run(run())
@@ -396,6 +396,13 @@ def nlu_serve(
 ) -> None:
     """Run the NLU service in the foreground (Rasa's HTTP API on 127.0.0.1)."""
     settings = _settings()
+    if settings.nlu_token is None:
+        typer.echo(
+            "error: set NLU_TOKEN to the token clients must send (e.g. "
+            "NLU_TOKEN=$(openssl rand -hex 32)); the service never runs without one",
+            err=True,
+        )
+        raise typer.Exit(2)
     try:
         chosen = model or pick_model(settings.model_dir, settings.reviewed_data)
         service = NLUService(settings, chosen, port=port)

@@ -1,8 +1,10 @@
 """Keeps the running NLU service on the model the registry deploys (hot swap, no question lost).
 
-A running assistant checks the registry every ``NLU_MODEL_POLL_SECONDS``
-(and right away after ``/huanluyen``); when the deployed model is not the one
-its NLU service serves, it swaps it in with ``PUT /model`` between questions
+A running assistant checks the registry and the NLU service's ``GET /status``
+every ``NLU_MODEL_POLL_SECONDS`` (and right away after ``/huanluyen``); when
+the deployed model is not the one the service really serves (another model,
+or none after a ``DELETE /model`` or a restart of the service), it swaps it in
+with ``PUT /model`` between questions
 (:class:`bot.nlu_client.SwapGate`) and stamps ``loaded_at`` in the registry.
 ``coopbot nlu retrain`` and ``coopbot nlu rollback`` only change the registry
 and wait for that stamp.
@@ -70,11 +72,7 @@ class ModelKeeper:
         self._failed: dict[str, float] = {}
 
     async def start(self) -> None:
-        """Reads what the service serves, syncs once, then keeps watching."""
-        try:
-            self.loaded_file = (await self.nlu.status()).get("model_file")
-        except NLUError as exc:
-            log.warning("cannot read the NLU service's model: %s", exc)
+        """Syncs once, then keeps watching."""
         await self.sync()
         self._task = asyncio.create_task(self._watch(), name="nlu-model-keeper")
 
@@ -100,6 +98,13 @@ class ModelKeeper:
             deployed = await asyncio.to_thread(self.registry.deployed)
             if deployed is None or deployed.file is None:
                 return deployed
+            try:  # what the service serves now, never what we think we loaded
+                self.loaded_file = await self.nlu.loaded_model()
+            except NLUError as exc:
+                log.warning("cannot read the NLU service's model: %s", exc)
+                return deployed
+            if self.loaded_file is None:
+                log.warning("the NLU service has no model loaded: loading %s", deployed.version)
             if deployed.file == self.loaded_file:
                 if deployed.loaded_at is None:
                     await asyncio.to_thread(self.registry.mark_loaded, deployed.id)

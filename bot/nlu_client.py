@@ -7,6 +7,10 @@ the same keep-alive connection. Errors are translated in one place into::
      ├── NLUUnavailable        nothing answers, or no model is loaded
      │    └── NLUTimeout       the service did not answer in time
      └── NLUResponseError      an HTTP error status or a body that is not a parse result
+          └── NLUAuthError     the service refuses our token (HTTP 401/403)
+
+The service runs with ``--auth-token``; the client sends the token as Rasa
+expects it, in the ``token`` query parameter, and never puts it in a message.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import httpx
 
 __all__ = [
     "IntentScore",
+    "NLUAuthError",
     "NLUClient",
     "NLUError",
     "NLUResponseError",
@@ -47,6 +52,10 @@ class NLUTimeout(NLUUnavailable):
 
 class NLUResponseError(NLUError):
     """The NLU service answered with an error status or an unexpected body."""
+
+
+class NLUAuthError(NLUResponseError):
+    """The NLU service refuses the token (wrong or missing ``NLU_TOKEN``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +87,8 @@ def _mapped_errors() -> Iterator[None]:
         status = exc.response.status_code
         if status in (409, 502, 503, 504):  # 409: Rasa has no model loaded
             raise NLUUnavailable(f"NLU service not ready (HTTP {status})") from exc
+        if status in (401, 403):
+            raise NLUAuthError(f"NLU service refused the token (HTTP {status})") from exc
         raise NLUResponseError(f"NLU service answered HTTP {status}") from exc
     except ValueError as exc:  # JSON decoding
         raise NLUResponseError(f"NLU service sent a malformed body: {exc}") from exc
@@ -157,12 +168,14 @@ class NLUClient:
         base_url: str,
         *,
         timeout: float = 2.0,
+        token: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        """Creates the client; ``transport`` lets unit tests inject one."""
+        """Creates the client; ``token``: the service's auth token; ``transport``: unit tests."""
         self.base_url = base_url.rstrip("/")
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
+            params={"token": token} if token else None,
             timeout=httpx.Timeout(timeout),
             transport=transport,
             limits=httpx.Limits(max_keepalive_connections=8, max_connections=16),
@@ -188,6 +201,10 @@ class NLUClient:
                 response = await self._client.put(
                     "/model", json={"model_file": str(model)}, timeout=timeout
                 )
+                if response.status_code in (401, 403):
+                    raise NLUAuthError(
+                        f"NLU service refused the token (HTTP {response.status_code})"
+                    )
                 if response.status_code >= 400:
                     raise NLUResponseError(
                         f"NLU service refused {model.name} (HTTP {response.status_code}): "
@@ -206,6 +223,13 @@ class NLUClient:
         if not isinstance(body, dict) or not body.get("model_file"):
             raise NLUUnavailable("NLU service has no model loaded")
         return body
+
+    async def loaded_model(self) -> str | None:
+        """The file name of the model the service serves; None when it has none loaded."""
+        try:
+            return str((await self.status())["model_file"])
+        except NLUUnavailable:
+            return None
 
     async def is_ready(self) -> bool:
         """Tells whether the service answers with a model loaded."""

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.nlu_client import NLUClient
-from bot.nlu_service import NLUService
+from bot.nlu_service import NLUEndpoint, NLUService
 from bot.settings import Settings
 from nlu.build import TEST_DIR, load_examples
 from nlu.evaluate import Prediction
@@ -21,10 +21,11 @@ async def predict(
     *,
     concurrency: int = 1,
     timeout: float = 10.0,
+    token: str | None = None,
 ) -> list[Prediction]:
     """Parses each ``(text, expected intent)`` through the NLU service at ``url``, in order."""
     limit = asyncio.Semaphore(concurrency)
-    async with NLUClient(url, timeout=timeout) as client:
+    async with NLUClient(url, timeout=timeout, token=token) as client:
 
         async def one(text: str, expected: str) -> Prediction:
             async with limit:
@@ -39,9 +40,9 @@ def split_pairs(directory: Path = TEST_DIR) -> list[tuple[str, str]]:
     return [(t, intent) for intent, texts in load_examples(directory).items() for t in texts]
 
 
-async def predict_split(url: str, directory: Path = TEST_DIR) -> list[Prediction]:
-    """Parses every held-out question through the NLU service at ``url``."""
-    return await predict(url, split_pairs(directory))
+async def predict_split(endpoint: NLUEndpoint, directory: Path = TEST_DIR) -> list[Prediction]:
+    """Parses every held-out question through the NLU service at ``endpoint``."""
+    return await predict(endpoint.url, split_pairs(directory), token=endpoint.token)
 
 
 async def predict_with_model(settings: Settings, model: Path) -> list[Prediction]:
@@ -50,6 +51,6 @@ async def predict_with_model(settings: Settings, model: Path) -> list[Prediction
     service.start()
     try:
         await service.wait_ready()
-        return await predict_split(service.url)
+        return await predict_split(service.endpoint)
     finally:
         service.stop()

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from bot.members import MemberInfo
 from bot.model_registry import ModelRecord, ModelRegistry, RetrainBusy, busy_message
 from bot.model_swap import ModelKeeper, serving_model
-from bot.nlu_client import NLUClient, NLUError
+from bot.nlu_client import NLUError
 from bot.nlu_eval import predict, split_pairs
 from bot.nlu_service import NLUService
 from bot.replies import Reply
@@ -257,14 +257,14 @@ class Retrainer:
                 await scratch.wait_ready()
             else:
                 await scratch.wait_ready()
-                old_scores = await self._score(scratch.url, heldout, labelled)
+                old_scores = await self._score(scratch, heldout, labelled)
                 if deployed is not None and not deployed.metrics:
                     await asyncio.to_thread(
                         self.registry.fill_metrics, deployed.id, old_scores.to_json()
                     )
-                async with NLUClient(scratch.url, timeout=10.0) as client:
+                async with scratch.endpoint.client(timeout=10.0) as client:
                     await client.swap_model(result.model)
-            new_scores = await self._score(scratch.url, heldout, labelled)
+            new_scores = await self._score(scratch, heldout, labelled)
             evaluate_seconds = time.monotonic() - eval_started
         finally:
             if not training.done():
@@ -310,11 +310,16 @@ class Retrainer:
         )
 
     async def _score(
-        self, url: str, heldout: Sequence[tuple[str, str]], labelled: Sequence[tuple[str, str]]
+        self,
+        service: NLUService,
+        heldout: Sequence[tuple[str, str]],
+        labelled: Sequence[tuple[str, str]],
     ) -> Scores:
+        url, token = service.url, service.token
+        options: dict[str, Any] = {"concurrency": _EVAL_CONCURRENCY, "timeout": 30.0}
         return Scores(
-            evaluate(await predict(url, heldout, concurrency=_EVAL_CONCURRENCY, timeout=30.0)),
-            evaluate(await predict(url, labelled, concurrency=_EVAL_CONCURRENCY, timeout=30.0)),
+            evaluate(await predict(url, heldout, token=token, **options)),
+            evaluate(await predict(url, labelled, token=token, **options)),
         )
 
 

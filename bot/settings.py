@@ -35,6 +35,9 @@ class Settings(BaseSettings):
         default=AnyHttpUrl("http://127.0.0.1:5005"),
         description="Rasa NLU service; started as a child process when none answers here.",
     )
+    # The NLU service's --auth-token: the one of a service at NLU_URL, and the one a child is
+    # started with (unset: a random token for each child).
+    nlu_token: SecretStr | None = None
     nlu_confidence_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     nlu_timeout: Annotated[float, Field(gt=0.0, le=60.0)] = 2.0
     search_min_score: Annotated[float, Field(ge=0.0)] = 9.0

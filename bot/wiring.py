@@ -73,8 +73,8 @@ async def answer_service(
             ensure_nlu_service(
                 settings,
                 choose=lambda: serving_model(registry, settings.reviewed_data, record=False),
-            ) as url,
-            NLUClient(url, timeout=settings.nlu_timeout) as nlu,
+            ) as endpoint,
+            endpoint.client(timeout=settings.nlu_timeout) as nlu,
         ):
             yield build(nlu)
     finally:

@@ -41,14 +41,20 @@ def nlu_model(test_settings: Settings, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture(scope="session")
 def nlu_url(test_settings: Settings, nlu_model: Path) -> Iterator[str]:
-    """URL of a real Rasa NLU service (a child process) serving the current model."""
+    """URL of a real Rasa NLU service (a child process) serving the current model.
+
+    It requires its auth token like any service we start; ``NLU_TOKEN`` carries it
+    to every assistant a test builds or runs (settings and child processes read it).
+    """
     service = NLUService(test_settings, nlu_model)
+    os.environ["NLU_TOKEN"] = service.token
     service.start()
     try:
         asyncio.run(service.wait_ready(timeout=180))
         yield service.url
     finally:
         service.stop()
+        os.environ.pop("NLU_TOKEN", None)
 
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -23,11 +23,14 @@ def coopbot(
     """Runs ``coopbot *args`` on the SQLite file ``tmp_path/cli.db``, in ``tmp_path``.
 
     No developer settings leak in; NLU_URL points where nothing answers (these
-    commands never need the NLU service); ``env`` adds settings.
+    commands never need the NLU service; NLU_TOKEN, the test service's, stays);
+    ``env`` adds settings.
     """
     environment = {
         **{
-            k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "NLU_", "ADMIN_"))
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("DATABASE_", "NLU_", "ADMIN_")) or k == "NLU_TOKEN"
         },
         "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
         "LOG_LEVEL": "WARNING",

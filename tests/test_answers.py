@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 from sqlalchemy import select
@@ -40,7 +41,7 @@ def engine(sqlite_engine):
 
 def ask(url: str | None, questions: list[str], engine=None, threshold: float | None = None):
     async def go():
-        client = NLUClient(url, timeout=5.0) if url else None
+        client = NLUClient(url, timeout=5.0, token=os.environ["NLU_TOKEN"]) if url else None
         try:
             service = AnswerService(
                 KB,

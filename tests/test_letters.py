@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 
 import pytest
@@ -245,7 +246,7 @@ def test_the_letter_set_is_labelled_with_what_exists():
 
 def ask(url: str, texts: list[str], engine=None):
     async def go():
-        async with NLUClient(url, timeout=10.0) as client:
+        async with NLUClient(url, timeout=10.0, token=os.environ["NLU_TOKEN"]) as client:
             service = AnswerService(
                 KB,
                 SEARCH,

@@ -7,7 +7,13 @@ import asyncio
 import httpx
 import pytest
 
-from bot.nlu_client import NLUClient, NLUResponseError, NLUTimeout, NLUUnavailable
+from bot.nlu_client import (
+    NLUAuthError,
+    NLUClient,
+    NLUResponseError,
+    NLUTimeout,
+    NLUUnavailable,
+)
 from bot.nlu_service import free_port
 
 PARSE = {
@@ -100,3 +106,29 @@ def test_status_without_model_is_unavailable():
             return await c.is_ready()
 
     assert _run(go()) is False
+
+
+def test_the_token_goes_with_every_call_and_a_refusal_is_an_auth_error():
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path, request.url.params.get("token")))
+        if request.url.params.get("token") != "s3cret":
+            return httpx.Response(401, json={"message": "User is not authenticated."})
+        if request.url.path == "/status":
+            return httpx.Response(200, json={"model_file": "m.tar.gz"})
+        return httpx.Response(200, json=PARSE)
+
+    async def go():
+        async with NLUClient("http://nlu.test", token="s3cret",
+                             transport=httpx.MockTransport(handler)) as client:  # fmt: skip
+            await client.parse("htx")
+            assert await client.loaded_model() == "m.tar.gz"
+        async with _client(handler) as client:  # no token
+            with pytest.raises(NLUAuthError) as refused:
+                await client.parse("htx")
+            assert "s3cret" not in str(refused.value)
+
+    _run(go())
+    assert seen[:2] == [("POST", "/model/parse", "s3cret"), ("GET", "/status", "s3cret")]
+    assert seen[2] == ("POST", "/model/parse", None)
