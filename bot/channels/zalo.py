@@ -24,6 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Final
 
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
@@ -39,6 +40,7 @@ from bot.channels.zalo_client import (
     ZaloForbidden,
     ZaloRateLimited,
 )
+from bot.channels.zalo_update import ZaloUpdate, invalid_field
 from bot.conversation import UNSUPPORTED, Conversation, Incoming
 from bot.inbox import Inbox, InboxRow, InboxWorker, worker_id
 from bot.replies import Button, Reply
@@ -149,49 +151,31 @@ class MalformedEvent(ValueError):
 def parse_event(update: Any) -> ZaloEvent:
     """Reads an update (bare, or wrapped as ``{"ok": true, "result": ...}``).
 
-    Raises ``MalformedEvent`` naming the first missing or mistyped field.
+    The update is validated against ``ZaloUpdate`` (strict types) first. Raises
+    ``MalformedEvent`` naming the first missing or mistyped field.
     """
     if isinstance(update, dict) and "event_name" not in update and "result" in update:
         update = update["result"]
     if not isinstance(update, dict):
         raise MalformedEvent("the update is not an object")
-    name = update.get("event_name")
-    message = update.get("message")
-    if not isinstance(name, str) or not name or len(name) > 100:
-        raise MalformedEvent("event_name")
-    if not isinstance(message, dict):
-        raise MalformedEvent("message")
-    message_id = message.get("message_id")
-    chat = message.get("chat")
-    sender = message.get("from")
-    if not isinstance(message_id, str | int) or isinstance(message_id, bool) or message_id == "":
-        raise MalformedEvent("message.message_id")
-    if not isinstance(chat, dict) or not _is_id(chat.get("id")):
-        raise MalformedEvent("message.chat.id")
-    if sender is None:
-        sender = {"id": chat["id"]}
-    if not isinstance(sender, dict) or not _is_id(sender.get("id")):
-        raise MalformedEvent("message.from.id")
-    text = message.get("text")
-    if text is not None and not isinstance(text, str):
+    try:
+        checked = ZaloUpdate.model_validate(update)
+    except ValidationError as exc:
+        raise MalformedEvent(invalid_field(exc)) from None
+    message = checked.message
+    if checked.event_name == TEXT_EVENT and message.text is None:
         raise MalformedEvent("message.text")
-    if name == TEXT_EVENT and text is None:
-        raise MalformedEvent("message.text")
-    display = sender.get("display_name") or sender.get("first_name")
+    sender = message.sender
+    user_id = sender.id if sender is not None else message.chat.id
+    display = (sender.display_name or sender.first_name) if sender is not None else None
     return ZaloEvent(
-        name=name,
-        message_id=str(message_id)[:100],
-        chat_id=str(chat["id"])[:64],
-        user_id=str(sender["id"])[:64],
-        display_name=display[:200] if isinstance(display, str) else None,
-        text=text,
-        sent_at=_sent_at(message.get("date")),
-    )
-
-
-def _is_id(value: Any) -> bool:
-    return (isinstance(value, str) and 0 < len(value) <= 64) or (
-        isinstance(value, int) and not isinstance(value, bool)
+        name=checked.event_name,
+        message_id=str(message.message_id)[:100],
+        chat_id=str(message.chat.id)[:64],
+        user_id=str(user_id)[:64],
+        display_name=display[:200] if display else None,
+        text=message.text,
+        sent_at=_sent_at(message.date),
     )
 
 
