@@ -47,8 +47,10 @@ lint: env
 bench-nlu: model
 	$(VENV)/bin/python benchmarks/bench_nlu.py
 
+# The baseline is the last commit before the durable inbox (issue 16): its webhook figures
+# are printed next to this code's.
 bench-chat: model
-	$(VENV)/bin/python benchmarks/bench_chat.py
+	$(VENV)/bin/python benchmarks/bench_chat.py --baseline 4b9c48d
 
 bench-reminders: env
 	$(VENV)/bin/python benchmarks/bench_reminders.py

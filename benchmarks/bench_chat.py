@@ -15,6 +15,12 @@ each by long polling and by webhook):
 3. burst: 1,000 questions from 100 members pushed at once; messages per
    second from the first push to the last answer;
 4. the bot process's resident memory (peak, sampled every 100 ms).
+
+With ``--baseline REF`` (``make bench-chat`` passes the last commit before the
+durable inbox), the webhook modes are first run on that commit's code, from a
+temporary git worktree sharing the environments and the model, so that the
+inbox's cost shows in one run: both sets of figures are printed, then the
+webhook throughput of this code as a share of the baseline's.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import argparse
 import asyncio
 import os
 import random
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -271,7 +279,7 @@ def cpu_seconds(pid: int) -> float:
 
 def run_mode(
     name: str, nlu_url: str, nlu_pid: int, questions: list[str], args: argparse.Namespace
-) -> None:
+) -> str:
     """Benchmarks one platform in one receiving mode (``telegram-webhook``...); prints figures."""
     platform_name, _, mode = name.partition("-")
     platform = Platform(platform_name)
@@ -293,15 +301,62 @@ def run_mode(
             peak = memory.stop()
             rss_now = psutil.Process(pid).memory_info().rss / 2**20
         failed = [c for c in fake.calls("sendMessage") if c.status != 200]
-        print(f"\n{name}: {args.members} concurrent members, {args.rounds} questions each")
-        print(f"  think time {args.think:g} s      {describe(paced)}")
-        print(f"  no think time       {describe(latencies)}; {rate:.0f} messages/s")
         shares = ", ".join(f"{name} {ms:.1f}" for name, ms in cpu.items())
-        print(f"  CPU ms per message  {shares}")
         total = args.burst_members * args.burst_each
-        print(f"  burst               {burst_rate:.0f} messages/s ({total} questions at once)")
-        print(f"  bot process RSS     peak {peak:.0f} MB, at the end {rss_now:.0f} MB")
-        print(f"  failed sends        {len(failed)}")
+        text = "\n".join([
+            f"\n{name}: {args.members} concurrent members, {args.rounds} questions each",
+            f"  think time {args.think:g} s      {describe(paced)}",
+            f"  no think time       {describe(latencies)}; {rate:.0f} messages/s",
+            f"  CPU ms per message  {shares}",
+            f"  burst               {burst_rate:.0f} messages/s ({total} questions at once)",
+            f"  bot process RSS     peak {peak:.0f} MB, at the end {rss_now:.0f} MB",
+            f"  failed sends        {len(failed)}",
+        ])  # fmt: skip
+        print(text, flush=True)
+        return text
+
+
+def baseline_run(ref: str, modes: list[str], args: argparse.Namespace) -> str:
+    """Runs this benchmark's ``modes`` on the code of git ``ref``; returns its printed figures."""
+    with tempfile.TemporaryDirectory(prefix="bench-chat-baseline-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "add", "--detach", "-q",
+                        str(tree), ref], check=True)  # fmt: skip
+        try:
+            for venv in (".venv", ".venv-nlu"):
+                (tree / venv).symlink_to(PROJECT_ROOT / venv)
+            env = {
+                **os.environ,
+                "PYTHONPATH": str(tree),
+                "MODEL_DIR": str(PROJECT_ROOT / "models"),
+                "NLU_VENV": str(PROJECT_ROOT / ".venv-nlu"),
+            }
+            env.pop("NLU_TOKEN", None)
+            command = [sys.executable, str(tree / "benchmarks" / "bench_chat.py"),
+                       "--modes", ",".join(modes), "--members", str(args.members),
+                       "--rounds", str(args.rounds), "--think", str(args.think),
+                       "--burst-members", str(args.burst_members),
+                       "--burst-each", str(args.burst_each)]  # fmt: skip
+            done = subprocess.run(command, env=env, cwd=tree, capture_output=True, text=True,
+                                  check=False)  # fmt: skip
+            if done.returncode != 0:
+                sys.exit(f"baseline run failed:\n{done.stderr[-2000:]}")
+            return done.stdout
+        finally:
+            subprocess.run(["git", "-C", str(PROJECT_ROOT), "worktree", "remove", "--force",
+                            str(tree)], check=False)  # fmt: skip
+            shutil.rmtree(tree, ignore_errors=True)
+
+
+def flat_out_rates(output: str) -> dict[str, float]:
+    """``{mode: messages/s}`` of the no-think-time runs in a printed report."""
+    rates, mode = {}, None
+    for line in output.splitlines():
+        if header := re.match(r"^(\w+-\w+): ", line):
+            mode = header.group(1)
+        elif mode and (rate := re.search(r"no think time .*; (\d+) messages/s", line)):
+            rates[mode] = float(rate.group(1))
+    return rates
 
 
 def main() -> None:
@@ -315,7 +370,16 @@ def main() -> None:
     parser.add_argument(
         "--modes", default="telegram-polling,telegram-webhook,zalo-polling,zalo-webhook"
     )
+    parser.add_argument("--baseline", help="git ref whose webhook modes run first, to compare")
     args = parser.parse_args()
+    modes = args.modes.split(",")
+    baseline = ""
+    if args.baseline:
+        hooks = [m for m in modes if m.endswith("-webhook")]
+        print(f"baseline: {', '.join(hooks)} on {args.baseline} (before the durable inbox)")
+        baseline = baseline_run(args.baseline, hooks, args)
+        print(baseline)
+        print("this code:")
 
     settings = load_settings()
     model = current_model(settings.model_dir)
@@ -325,14 +389,21 @@ def main() -> None:
     service = NLUService(settings, model)
     os.environ["NLU_TOKEN"] = service.token  # each `coopbot run` below sends it
     service.start()
+    report: list[str] = []
     try:
         asyncio.run(service.wait_ready(timeout=180))
         print(f"NLU service ready ({model.name}); {os.cpu_count()} CPUs")
-        for mode in args.modes.split(","):
+        for mode in modes:
             assert service.process is not None
-            run_mode(mode, service.url, service.process.pid, questions, args)
+            report.append(run_mode(mode, service.url, service.process.pid, questions, args))
     finally:
         service.stop()
+    if baseline:
+        before, now = flat_out_rates(baseline), flat_out_rates("\n".join(report))
+        for mode, rate in before.items():
+            if mode in now:
+                print(f"{mode} with the durable inbox: {now[mode]:.0f} messages/s, "
+                      f"{now[mode] / rate:.0%} of {rate:.0f} before it")  # fmt: skip
 
 
 if __name__ == "__main__":

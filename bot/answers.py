@@ -31,7 +31,7 @@ import enum
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -296,6 +296,8 @@ class AnswerService:
         self.gate = gate or default_gate()
         self.premises = premises or default_premises()
         self.policy = policy or LetterPolicy()
+        # Told of every answer with its channel (the metrics count them); never raises into us.
+        self.on_answer: Callable[[str, Answer], None] | None = None
 
     @property
     def retriever(self) -> ClauseRetriever:
@@ -322,7 +324,13 @@ class AnswerService:
             reason = "unsure"
         if reason is not None and review:
             await self._review(question, parse, channel, reason, member_id)
-        return dataclasses.replace(answer, latency_ms=latency)
+        answered = dataclasses.replace(answer, latency_ms=latency)
+        if self.on_answer is not None:
+            try:
+                self.on_answer(channel, answered)
+            except Exception:  # counting must never cost a member their answer
+                log.exception("answer observer failed")
+        return answered
 
     def _unsure(self, answer: Answer) -> bool:
         """An entry answered by search alone, or with an NLU confidence below the review bar."""

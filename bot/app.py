@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hmac
 import json
 import logging
 import math
@@ -58,6 +59,7 @@ from bot.handovers import HandoverStore
 from bot.inbox import Inbox, InboxRow, InboxWorker, worker_id
 from bot.members import MemberStore
 from bot.message_log import MessageLogStore
+from bot.metrics import CONTENT_TYPE, Metrics
 from bot.model_registry import ModelRegistry
 from bot.model_swap import ModelKeeper, serving_model
 from bot.nlu_client import NLUClient
@@ -301,6 +303,7 @@ class Runtime:
     reminders: ReminderService | None = None
     keeper: ModelKeeper | None = None
     retrain: ChatRetrain | None = None
+    metrics: Metrics | None = None
 
 
 @contextlib.asynccontextmanager
@@ -335,6 +338,10 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
             )
             senders = Senders()
             keeper = ModelKeeper(registry, nlu, settings.nlu_model_poll_seconds)
+            metrics = None
+            if settings.metrics_enabled:
+                metrics = Metrics(engine, senders, nlu, lambda: keeper.loaded_file)
+                answers.on_answer = metrics.observe
             retrain = ChatRetrain(settings, engine, keeper, senders)
             queue = ReviewQueue(engine, settings.reviewed_data, examples.keys())
             staff_chat = settings.telegram_staff_chat_id
@@ -422,6 +429,7 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
                     running_reminders,
                     keeper,
                     retrain,
+                    metrics,
                 )
     finally:
         engine.dispose()
@@ -446,6 +454,19 @@ def create_web_app(runtime: Runtime) -> Starlette:
         status = 200 if database and nlu else 503
         body = {"status": "ok" if status == 200 else "degraded", "database": database, "nlu": nlu}
         return JSONResponse(body, status_code=status)
+
+    async def metrics(request: Request) -> Response:
+        settings, metrics = runtime.settings, runtime.metrics
+        if metrics is None or settings.metrics_token is None:
+            return JSONResponse({"error": "metrics are off"}, status_code=404)
+        expected = f"Bearer {settings.metrics_token.get_secret_value()}".encode()
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            return JSONResponse(
+                {"error": "unauthorized"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
+        body = await asyncio.to_thread(metrics.render)
+        return Response(body, media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
 
     async def telegram_webhook(request: Request) -> Response:
         if runtime.telegram is None:
@@ -494,6 +515,7 @@ def create_web_app(runtime: Runtime) -> Starlette:
 
     routes: list[Route | Mount] = [
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/telegram", telegram_webhook, methods=["POST"]),
         Route("/zalo", zalo_webhook, methods=["POST"]),
     ]

@@ -95,13 +95,13 @@ class ModelKeeper:
     async def sync(self) -> ModelRecord | None:
         """Swaps in the deployed model if the service serves another; returns the deployed one."""
         async with self._lock:
-            deployed = await asyncio.to_thread(self.registry.deployed)
-            if deployed is None or deployed.file is None:
-                return deployed
             try:  # what the service serves now, never what we think we loaded
                 self.loaded_file = await self.nlu.loaded_model()
             except NLUError as exc:
                 log.warning("cannot read the NLU service's model: %s", exc)
+                return None
+            deployed = await asyncio.to_thread(self.registry.deployed)
+            if deployed is None or deployed.file is None:
                 return deployed
             if self.loaded_file is None:
                 log.warning("the NLU service has no model loaded: loading %s", deployed.version)

@@ -16,6 +16,7 @@ expects it, in the ``token`` query parameter, and never puts it in a message.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
@@ -181,14 +182,21 @@ class NLUClient:
             limits=httpx.Limits(max_keepalive_connections=8, max_connections=16),
         )
         self.gate = SwapGate()
+        self.calls: Counter[str] = Counter()  # parse calls by result: "ok", "error" (metrics)
 
     async def parse(self, text: str) -> ParseResult:
         """Returns the intent ranking of ``text``."""
         async with self.gate.passage():
-            with _mapped_errors():
-                response = await self._client.post("/model/parse", json={"text": text})
-                response.raise_for_status()
-                return _parse_body(response.json())
+            try:
+                with _mapped_errors():
+                    response = await self._client.post("/model/parse", json={"text": text})
+                    response.raise_for_status()
+                    result = _parse_body(response.json())
+            except NLUError:
+                self.calls["error"] += 1
+                raise
+            self.calls["ok"] += 1
+            return result
 
     async def swap_model(self, model: Path, *, timeout: float = 120.0) -> None:
         """Loads ``model`` into the running service (Rasa's ``PUT /model``) between questions.

@@ -10,6 +10,7 @@ Exceptions::
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Protocol, runtime_checkable
 
 from bot.replies import Reply
@@ -67,6 +68,9 @@ class Senders:
 
     def __init__(self) -> None:
         self._senders: dict[str, ChannelSender] = {}
+        # (channel, result) -> sends so far: "sent", "blocked", "rate_limited", "failed",
+        # "unavailable" (read by the metrics).
+        self.results: Counter[tuple[str, str]] = Counter()
 
     def register(self, channel: str, sender: ChannelSender) -> None:
         """Makes ``channel`` reachable through ``sender``."""
@@ -84,8 +88,21 @@ class Senders:
         """Sends through the channel's sender; raises a ``SendError`` on failure."""
         sender = self._senders.get(channel)
         if sender is None:
+            self.results[(channel, "unavailable")] += 1
             raise ChannelUnavailable(f"channel {channel!r} is not running")
-        return await sender.send(chat_id, reply)
+        try:
+            sent = await sender.send(chat_id, reply)
+        except RecipientBlocked:
+            self.results[(channel, "blocked")] += 1
+            raise
+        except RateLimited:
+            self.results[(channel, "rate_limited")] += 1
+            raise
+        except Exception:
+            self.results[(channel, "failed")] += 1
+            raise
+        self.results[(channel, "sent")] += 1
+        return sent
 
     async def copy(
         self, channel: str, chat_id: str, from_chat_id: str, message_id: str

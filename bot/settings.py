@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     admin_telegram_ids: str = ""
     admin_zalo_ids: str = ""
 
+    # /metrics (Prometheus): off unless enabled; the scraper sends "Authorization: Bearer <token>".
+    metrics_enabled: bool = False
+    metrics_token: SecretStr | None = None
+
     reminders_enabled: bool = True
     # The outbox worker (reminders, session messages, broadcasts).
     outbox_poll_seconds: Annotated[float, Field(gt=0.0, le=3600.0)] = 15.0
@@ -154,6 +158,8 @@ class Settings(BaseSettings):
             raise ValueError("TELEGRAM_WEBHOOK_URL is set but TELEGRAM_BOT_TOKEN is not")
         if self.zalo_webhook_url is not None and self.zalo_bot_token is None:
             raise ValueError("ZALO_WEBHOOK_URL is set but ZALO_BOT_TOKEN is not")
+        if self.metrics_enabled and self.metrics_token is None:
+            raise ValueError("METRICS_ENABLED needs METRICS_TOKEN (the scraper's bearer token)")
         return self
 
     @property
