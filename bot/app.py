@@ -153,6 +153,7 @@ class TelegramChannel:
         self.application.bot_data.conversation = conversation
         register_handlers(self.application, settings.telegram_staff_chat_id)
         self.sender = TelegramSender(self.application.bot, settings.telegram_paid_broadcast)
+        self.sole_process = engine.dialect.name == "sqlite"  # SQLite: one process by design
         self.inbox = Inbox(
             engine,
             TELEGRAM,
@@ -176,7 +177,7 @@ class TelegramChannel:
             await self.application.bot.set_my_commands(BOT_COMMANDS)
         except TelegramError as exc:
             log.warning("could not set the Telegram command menu: %s", exc)
-        await self.worker.start()
+        await self.worker.start(sole=self.sole_process)
         if self.webhook_url is not None:
             await self.application.bot.set_webhook(
                 str(self.webhook_url), secret_token=self.secret, allowed_updates=ALLOWED_UPDATES
@@ -358,6 +359,9 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
                 rates={TELEGRAM: settings.telegram_rate, ZALO: settings.zalo_rate},
                 per_chat=settings.per_chat_interval,
                 concurrency=settings.outbox_concurrency,
+                accounts=settings.bot_accounts,
+                lease=dt.timedelta(seconds=settings.outbox_lease_seconds),
+                leader_retry=settings.scheduler_leader_retry_seconds,
             )
             conversation = Conversation(
                 answers=answers,

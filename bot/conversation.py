@@ -132,6 +132,7 @@ class Incoming:
     payload: str | None = None
     reply_to_message_id: str | None = None
     attachment: bool = False
+    bot_id: str | None = None  # the bot account that received it (the web chat: "web")
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +229,7 @@ class Conversation:
             incoming.user_id,
             incoming.chat_id,
             incoming.display_name,
+            incoming.bot_id,
         )
         if incoming.payload is not None:
             return await self._button(member, incoming.payload)

@@ -102,6 +102,9 @@ class Member(Base):
     channel: Mapped[str] = mapped_column(String(20))
     external_id: Mapped[str] = mapped_column(String(64))
     chat_id: Mapped[str] = mapped_column(String(64))
+    # The bot account the member talks to (the bot's id from its token; "web" for the web
+    # chat): only a process running that bot sends them anything. None: not known yet.
+    bot_id: Mapped[str | None] = mapped_column(String(64))
     display_name: Mapped[str | None] = mapped_column(String(200))
     province: Mapped[str | None] = mapped_column(String(40), index=True)
     coop_type: Mapped[str | None] = mapped_column(String(40))
@@ -282,7 +285,9 @@ class OutboxMessage(Base):
     error: Mapped[str | None] = mapped_column(String(300))
     # The worker that picked this pending row for its current batch (several workers
     # take disjoint batches: SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL).
-    reserved_by: Mapped[str | None] = mapped_column(String(40))
+    reserved_by: Mapped[str | None] = mapped_column(String(80))
+    # The reservation's lease: renewed while its worker lives; once past, others may take over.
+    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 

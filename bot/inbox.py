@@ -106,21 +106,20 @@ class Inbox:
         key = result.inserted_primary_key
         return int(key[0]) if key else None
 
-    def take_expired(self, limit: int = 100) -> list[InboxRow]:
+    def take_expired(self, limit: int = 100, *, everything: bool = False) -> list[InboxRow]:
         """Leases pending rows whose lease has run out (their worker died), oldest first.
 
         Each row is taken by a conditional update, so two processes never take
-        the same row.
+        the same row. ``everything``: leased or not (the only process of a SQLite
+        database, starting: whatever is pending was left by its predecessor).
         """
         now = self._clock()
+        cutoff = now + dt.timedelta(days=3650) if everything else now
+        lapsed = or_(InboxEvent.lease_until.is_(None), InboxEvent.lease_until < cutoff)
         with self._engine.connect() as connection:
             candidates = connection.execute(
                 select(InboxEvent.id, InboxEvent.event_key, InboxEvent.payload)
-                .where(
-                    self._mine,
-                    InboxEvent.status == "pending",
-                    or_(InboxEvent.lease_until.is_(None), InboxEvent.lease_until < now),
-                )
+                .where(self._mine, InboxEvent.status == "pending", lapsed)
                 .order_by(InboxEvent.id)
                 .limit(limit)
             ).all()
@@ -129,11 +128,7 @@ class Inbox:
             with self._engine.begin() as connection:
                 result = connection.execute(
                     update(InboxEvent)
-                    .where(
-                        InboxEvent.id == row_id,
-                        InboxEvent.status == "pending",
-                        or_(InboxEvent.lease_until.is_(None), InboxEvent.lease_until < now),
-                    )
+                    .where(InboxEvent.id == row_id, InboxEvent.status == "pending", lapsed)
                     .values(lease_owner=self.owner, lease_until=now + self.lease)
                 )
             if result.rowcount == 1 and payload is not None:
@@ -230,8 +225,15 @@ class InboxWorker:
         self._running: dict[int, asyncio.Task[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        """Resumes the rows a crashed process left and keeps sweeping and renewing leases."""
+    async def start(self, *, sole: bool = False) -> None:
+        """Resumes the rows a crashed process left and keeps sweeping and renewing leases.
+
+        ``sole``: this is the only process of the database (SQLite): every pending
+        row is resumed at once, without waiting for the dead process's leases.
+        """
+        if sole:
+            for row in await asyncio.to_thread(self.inbox.take_expired, 1000, everything=True):
+                self._spawn(row)
         self._sweeper = asyncio.create_task(self._sweep(), name=f"inbox-{self.inbox.channel}")
 
     async def stop(self) -> None:

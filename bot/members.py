@@ -91,14 +91,25 @@ class MemberStore:
         self._admins = dict(admins or {})
 
     def touch(
-        self, channel: str, external_id: str, chat_id: str, display_name: str | None
+        self,
+        channel: str,
+        external_id: str,
+        chat_id: str,
+        display_name: str | None,
+        bot_id: str | None = None,
     ) -> MemberInfo:
-        """Returns the member, creating it on first contact; refreshes chat, name and last seen."""
+        """Returns the member, creating it on first contact; refreshes chat, name and last seen.
+
+        ``bot_id``: the bot account the member wrote to; later messages to the member
+        (reminders, broadcasts) go out through that bot only.
+        """
         name = display_name[:_MAX_NAME] if display_name else None
         # One UPDATE ... RETURNING on every message; an INSERT only on first contact.
         values: dict[str, Any] = {"chat_id": chat_id, "last_seen_at": utcnow(), "active": True}
         if name:
             values["display_name"] = name
+        if bot_id:
+            values["bot_id"] = bot_id[:64]
         refresh = (
             update(Member)
             .where(Member.channel == channel, Member.external_id == external_id)
@@ -116,6 +127,7 @@ class MemberStore:
                         channel=channel,
                         external_id=external_id,
                         chat_id=chat_id,
+                        bot_id=bot_id[:64] if bot_id else None,
                         display_name=name,
                         role="admin" if external_id in self._admins.get(channel, ()) else "member",
                         consent_reminders=False,

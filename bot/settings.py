@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
 
     reminders_enabled: bool = True
+    # Several `coopbot run` on one PostgreSQL database: an outbox reservation holds this long
+    # unrenewed (a dead process's rows go to others after it); a follower tries to become the
+    # scheduler leader this often.
+    outbox_lease_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    scheduler_leader_retry_seconds: Annotated[float, Field(gt=0, le=600)] = 2.0
     # The outbox worker (reminders, session messages, broadcasts).
     outbox_poll_seconds: Annotated[float, Field(gt=0.0, le=3600.0)] = 15.0
     outbox_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
@@ -171,6 +176,21 @@ class Settings(BaseSettings):
     def zalo_api_base(self) -> str:
         """The Zalo Bot API base without a trailing slash (``/bot{token}/`` is appended)."""
         return str(self.zalo_base_url).rstrip("/")
+
+    @property
+    def bot_accounts(self) -> dict[str, str | None]:
+        """``{channel: bot id}`` of the bots this process runs (the web chat: any member).
+
+        The ids come from the tokens. Outbox rows of other bots' members are left to them.
+        """
+        accounts: dict[str, str | None] = {"web": None}
+        for channel, token in (
+            ("telegram", self.telegram_bot_token),
+            ("zalo", self.zalo_bot_token),
+        ):
+            if token is not None:
+                accounts[channel] = token.get_secret_value().split(":", 1)[0][:64]
+        return accounts
 
     @property
     def admin_ids(self) -> dict[str, frozenset[str]]:

@@ -9,8 +9,14 @@ States::
 
 A row is claimed (``pending`` → ``sending``, committed) right before its send
 and finished right after, so a message is sent at most once: a crash between
-the two leaves ``sending``, which the next start turns into ``unknown``
-instead of sending it again. Inserting a row whose key exists does nothing.
+the two leaves ``sending``, which the recovery turns into ``unknown`` instead
+of sending it again. Inserting a row whose key exists does nothing.
+
+Several processes share the outbox. A worker *reserves* a batch of rows with a
+lease (its id and an expiry, renewed while it lives); only when the lease has
+run out (the worker died) may another process recover or take the rows. A
+worker reserves only rows of its own bot accounts (``accounts``: the member's
+channel and the bot they talk to), so no message goes out through another bot.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Select, and_, exists, func, or_, select, update
+from sqlalchemy import Select, and_, exists, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import aliased
@@ -54,6 +60,17 @@ _INSERT_COLUMNS: Final = (
 )
 
 
+def _of_accounts(accounts: Mapping[str, str | None]) -> ColumnElement[bool]:
+    """Members reached through one of these bot accounts (or whose bot is not known yet)."""
+    parts = [
+        Member.channel == channel
+        if bot_id is None
+        else and_(Member.channel == channel, or_(Member.bot_id == bot_id, Member.bot_id.is_(None)))
+        for channel, bot_id in accounts.items()
+    ]
+    return or_(*parts) if parts else Member.id.is_(None)
+
+
 def aware(moment: dt.datetime) -> dt.datetime:
     """A timezone-aware UTC moment (SQLite hands back naive UTC values)."""
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
@@ -79,10 +96,19 @@ class OutboxItem:
 class Outbox:
     """Inserts, claims and finishes outbox rows."""
 
-    def __init__(self, engine: Engine, clock: Callable[[], dt.datetime] = utcnow) -> None:
-        """Uses ``engine`` (migrated); ``clock`` gives the current time (tests move it)."""
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Callable[[], dt.datetime] = utcnow,
+        lease: dt.timedelta = dt.timedelta(seconds=60),
+    ) -> None:
+        """Uses ``engine`` (migrated); ``clock`` gives the current time (tests move it).
+
+        ``lease``: how long a reservation holds without being renewed.
+        """
         self._engine = engine
         self.clock = clock
+        self.lease = lease
 
     def _insert(self) -> Any:
         dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
@@ -121,9 +147,18 @@ class Outbox:
         result = connection.execute(statement)
         return int(result.rowcount or 0)
 
-    def reserve(self, worker: str, limit: int = 200) -> list[OutboxItem]:
-        """Picks a batch of due rows for ``worker``; other workers skip them.
+    def reserve(
+        self,
+        worker: str,
+        limit: int = 200,
+        accounts: Mapping[str, str | None] | None = None,
+    ) -> list[OutboxItem]:
+        """Leases a batch of due rows to ``worker``; other workers skip them until it lapses.
 
+        ``accounts``: ``{channel: bot id}`` of the bots this process runs (a bot id
+        of None: any member of that channel, e.g. the web chat); only rows whose
+        member talks to one of them are taken (members whose bot is not known yet
+        go to any bot of their channel). None: every row (a single-bot process).
         On PostgreSQL the candidates are locked with ``FOR UPDATE SKIP LOCKED``, so two
         workers never pick the same rows; each row is still claimed one at a time
         (``claim``) right before its send.
@@ -134,19 +169,28 @@ class Outbox:
             .where(
                 OutboxMessage.status == "pending",
                 OutboxMessage.send_at <= now,
-                or_(OutboxMessage.reserved_by.is_(None), OutboxMessage.reserved_by == worker),
+                or_(
+                    OutboxMessage.reserved_by.is_(None),
+                    OutboxMessage.reserved_by == worker,
+                    OutboxMessage.lease_until.is_(None),
+                    OutboxMessage.lease_until < now,
+                ),
             )
             .order_by(OutboxMessage.send_at, OutboxMessage.id)
             .limit(limit)
         )
+        if accounts is not None:
+            candidates = candidates.join(Member, Member.id == OutboxMessage.member_id).where(
+                _of_accounts(accounts)
+            )
         if self._engine.dialect.name == "postgresql":
-            candidates = candidates.with_for_update(skip_locked=True)
+            candidates = candidates.with_for_update(skip_locked=True, of=OutboxMessage)
         with self._engine.begin() as connection:
             ids = list(
                 connection.scalars(
                     update(OutboxMessage)
                     .where(OutboxMessage.id.in_(candidates.scalar_subquery()))
-                    .values(reserved_by=worker)
+                    .values(reserved_by=worker, lease_until=now + self.lease)
                     .returning(OutboxMessage.id)
                 )
             )
@@ -238,16 +282,37 @@ class Outbox:
             )
         return bool(result.rowcount)
 
-    def unreserve(self, worker: str | None = None) -> int:
-        """Gives back the pending rows ``worker`` (default: every worker) picked."""
+    def renew(self, worker: str) -> int:
+        """Extends the leases of the rows ``worker`` holds (pending or being sent)."""
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.reserved_by == worker,
+                    OutboxMessage.status.in_(("pending", "sending")),
+                )
+                .values(lease_until=self.clock() + self.lease)
+            )
+        return int(result.rowcount or 0)
+
+    def unreserve(self, worker: str | None = None, *, everything: bool = False) -> int:
+        """Gives back the pending rows ``worker`` picked (default: every lapsed reservation).
+
+        ``everything``: every reservation, lapsed or not (a sole process starting).
+        """
         statement = update(OutboxMessage).where(
             OutboxMessage.status == "pending", OutboxMessage.reserved_by.is_not(None)
         )
         if worker is not None:
             statement = statement.where(OutboxMessage.reserved_by == worker)
+        elif not everything:
+            statement = statement.where(self._lapsed())
         with self._engine.begin() as connection:
-            result = connection.execute(statement.values(reserved_by=None))
+            result = connection.execute(statement.values(reserved_by=None, lease_until=None))
         return int(result.rowcount or 0)
+
+    def _lapsed(self) -> ColumnElement[bool]:
+        return or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < self.clock())
 
     def finish(self, row_id: int, status: str, error: str | None = None) -> None:
         """``sending`` → ``sent``, ``failed`` or ``blocked`` (with the reason)."""
@@ -300,21 +365,25 @@ class Outbox:
             )
         return int(result.rowcount or 0)
 
-    def recover_in_flight(self, resend: tuple[str, ...] = ()) -> int:
-        """At start-up: rows left ``sending`` by a crash.
+    def recover_in_flight(self, resend: tuple[str, ...] = (), *, everything: bool = False) -> int:
+        """Rows left ``sending`` by a worker that died (its lease lapsed); at start-up and after.
 
         Kinds in ``resend`` go back to ``pending`` (sent again: at most the one in
         flight is repeated); the others become ``unknown`` and are never resent.
+        Rows of a living worker (its lease still runs) are left alone, unless
+        ``everything`` (the only process of a SQLite database, starting).
         """
-        self.unreserve()
+        self.unreserve(everything=everything)
+        lapsed = and_(OutboxMessage.status == "sending", true() if everything else self._lapsed())
         with self._engine.begin() as connection:
             if resend:
                 again = connection.execute(
                     update(OutboxMessage)
-                    .where(OutboxMessage.status == "sending", OutboxMessage.kind.in_(resend))
+                    .where(lapsed, OutboxMessage.kind.in_(resend))
                     .values(
                         status="pending",
                         reserved_by=None,
+                        lease_until=None,
                         error="in flight when the service stopped",
                     )
                 )
@@ -326,7 +395,7 @@ class Outbox:
                     )
             result = connection.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.status == "sending")
+                .where(lapsed)
                 .values(status="unknown", error="in flight when the service stopped")
             )
         count = int(result.rowcount or 0)

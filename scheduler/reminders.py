@@ -53,6 +53,7 @@ from bot.pushes import PushStore
 from bot.replies import Button, Reply
 from bot.sending import ChannelUnavailable, RateLimited, RecipientBlocked, SendError, Senders
 from scheduler.deadlines import Rule, due_dates, format_date
+from scheduler.leader import Leadership
 from scheduler.outbox import DEADLINE, SESSION, SESSION_CHANGE, Outbox, OutboxItem, aware
 from scheduler.planner import VIETNAM, DeadlinePlanner, PlanResult
 from scheduler.training import SessionInfo, TrainingStore, describe, format_moment
@@ -165,14 +166,24 @@ class ReminderService:
         per_chat: float = 1.0,
         concurrency: int = 4,
         batch: int = 200,
+        accounts: Mapping[str, str | None] | None = None,
+        lease: dt.timedelta = dt.timedelta(seconds=60),
+        leader_retry: float = 2.0,
     ) -> None:
-        """Wires the outbox, planner and training store to ``engine`` and ``senders``."""
+        """Wires the outbox, planner and training store to ``engine`` and ``senders``.
+
+        ``accounts``: ``{channel: bot id}`` of the bots this process runs; it sends
+        only their members' rows (None: every row). ``lease``: how long a reservation
+        of outbox rows holds unrenewed; ``leader_retry``: how often a follower tries
+        to become the scheduler leader (PostgreSQL).
+        """
         self._engine = engine
         self.senders = senders
         self.rules = {rule.id: rule for rule in rules}
         self.options = options
         self.clock = clock
-        self.outbox = Outbox(engine, clock)
+        self.outbox = Outbox(engine, clock, lease)
+        self.accounts = dict(accounts) if accounts is not None else None
         self.planner = DeadlinePlanner(engine, self.outbox, rules, clock)
         self.training = TrainingStore(engine, self.outbox, clock)
         self.poll_interval = poll_interval
@@ -182,6 +193,10 @@ class ReminderService:
         self.key = engine.url.render_as_string(hide_password=True)
         self.worker = f"{socket.gethostname()[:20]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.scheduler: AsyncIOScheduler | None = None
+        self.leadership = Leadership(
+            engine, self.worker, self._lead, self._follow, retry=leader_retry
+        )
+        self._keeper: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -191,9 +206,20 @@ class ReminderService:
     # -- life cycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Recovers rows left in flight, starts APScheduler, plans, starts the worker."""
-        await asyncio.to_thread(self.outbox.recover_in_flight, (BROADCAST,))
+        """Recovers rows a dead worker left, competes for the scheduler, starts the worker.
+
+        The scheduler leader (one per database) runs APScheduler and plans; every
+        process delivers its own bots' rows and keeps its leases alive.
+        """
+        sole = self._engine.dialect.name == "sqlite"  # SQLite: one process by design
+        await asyncio.to_thread(self.outbox.recover_in_flight, (BROADCAST,), everything=sole)
         _SERVICES[self.key] = self
+        await self.leadership.start()
+        self._task = asyncio.create_task(self._run(), name="reminder-worker")
+        self._keeper = asyncio.create_task(self._keep_leases(), name="outbox-leases")
+
+    async def _lead(self) -> None:
+        """Now the scheduler leader: starts APScheduler with the jobs and plans."""
         self.scheduler = AsyncIOScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=self._engine)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -213,7 +239,25 @@ class ReminderService:
             "forget old finished outbox rows",
         )
         await self.plan()
-        self._task = asyncio.create_task(self._run(), name="reminder-worker")
+
+    async def _follow(self) -> None:
+        """No longer the leader: stops APScheduler (another process runs the jobs)."""
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the loop
+        self.scheduler = None
+
+    async def _keep_leases(self) -> None:
+        """Renews this worker's leases and takes back what dead workers left, every third lease."""
+        every = max(0.05, self.outbox.lease.total_seconds() / 3)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await asyncio.to_thread(self.outbox.renew, self.worker)
+                if await asyncio.to_thread(self.outbox.recover_in_flight, (BROADCAST,)):
+                    self._wake.set()
+            except Exception:  # the database may be away for a moment
+                log.exception("outbox lease renewal failed")
 
     def _keep_job(
         self,
@@ -242,10 +286,11 @@ class ReminderService:
         self._wake.set()
         if self._task is not None:
             await self._task
+        if self._keeper is not None:
+            self._keeper.cancel()
+            await asyncio.gather(self._keeper, return_exceptions=True)
         await asyncio.to_thread(self.outbox.unreserve, self.worker)
-        if self.scheduler is not None and self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
-            await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the loop
+        await self.leadership.stop()
         if _SERVICES.get(self.key) is self:
             del _SERVICES[self.key]
 
@@ -308,7 +353,7 @@ class ReminderService:
 
     async def deliver_due(self) -> int:
         """One pass: sends (or drops) the rows due now; returns how many were handled."""
-        items = await asyncio.to_thread(self.outbox.reserve, self.worker, self.batch)
+        items = await asyncio.to_thread(self.outbox.reserve, self.worker, self.batch, self.accounts)
         gate = asyncio.Semaphore(self.concurrency)
         tasks = []
         for item in items:

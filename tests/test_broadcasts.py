@@ -308,6 +308,9 @@ def test_a_resent_row_is_picked_by_the_next_worker(sqlite_engine):
     (item,) = outbox.reserve("old-worker")
     assert outbox.claim(item.id, "old-worker")  # then the process was killed
     outbox.recover_in_flight(resend=("broadcast",))
+    assert outbox.reserve("new-worker") == []  # its lease still runs: it may be alive
+    clock.now += outbox.lease + dt.timedelta(seconds=1)
+    outbox.recover_in_flight(resend=("broadcast",))
     assert [i.id for i in outbox.reserve("new-worker")] == [item.id]
     assert not outbox.claim(item.id, "old-worker")
     assert outbox.claim(item.id, "new-worker")

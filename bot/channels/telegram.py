@@ -79,7 +79,7 @@ def render(reply: Reply) -> list[tuple[str, InlineKeyboardMarkup | None]]:
 
 
 def incoming_from_message(message: Message, user: User | None) -> Incoming:
-    """Parses a Telegram message into the core's ``Incoming``."""
+    """Parses a Telegram message into the core's ``Incoming`` (with the receiving bot's id)."""
     sender_id = user.id if user is not None else message.chat.id
     reply_to = message.reply_to_message
     return Incoming(
@@ -92,7 +92,15 @@ def incoming_from_message(message: Message, user: User | None) -> Incoming:
         received_at=message.date,
         reply_to_message_id=str(reply_to.message_id) if reply_to is not None else None,
         attachment=message.effective_attachment is not None,
+        bot_id=_bot_id(message),
     )
+
+
+def _bot_id(message: Message) -> str | None:
+    try:
+        return str(message.get_bot().id)
+    except RuntimeError:  # a message built without its bot (tests)
+        return None
 
 
 class TelegramSender:

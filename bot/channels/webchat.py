@@ -182,6 +182,7 @@ class WebChat:
             user_id=session_id,
             text=text,
             payload=payload,
+            bot_id=CHANNEL,
         )
         replies = await self._conversation.handle(incoming)
         return {"replies": [self._to_json(r) for r in replies]}

@@ -209,6 +209,7 @@ class ZaloChannel:
         self.conversation = conversation
         self.choices = ChoiceMemory()
         self.sender = ZaloSender(self.client, self.choices)
+        self.sole_process = engine.dialect.name == "sqlite"  # SQLite: one process by design
         self.inbox = Inbox(
             engine,
             CHANNEL,
@@ -228,7 +229,7 @@ class ZaloChannel:
         """Checks the token, resumes the inbox, then sets the webhook or starts long polling."""
         me = await self.client.get_me()
         log.info("Zalo: connected as %s", me.get("account_name") or me.get("id"))
-        await self.worker.start()
+        await self.worker.start(sole=self.sole_process)
         if self.webhook_url is not None:
             await self.client.set_webhook(self.webhook_url, self.secret)
             log.info("Zalo: webhook mode")
@@ -327,6 +328,7 @@ class ZaloChannel:
             message_id=event.message_id,
             received_at=event.sent_at,
             payload=picked.payload if picked is not None else None,
+            bot_id=self.bot_id,
         )
         await self._deliver(event.chat_id, await self.conversation.handle(incoming))
 

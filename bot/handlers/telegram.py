@@ -101,6 +101,7 @@ async def on_button(update: Update, context: BotContext) -> None:
         text=_pressed_label(query),
         display_name=query.from_user.full_name,
         payload=query.data or "",
+        bot_id=str(context.bot.id),
     )
     replies = await context.conversation.handle(incoming)
     notices = [r for r in replies if r.notice]

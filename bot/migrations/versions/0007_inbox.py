@@ -21,6 +21,13 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Several processes and bots on one database: members belong to a bot account, and an
+    # outbox reservation is a lease that a dead worker's successor may take over.
+    with op.batch_alter_table("members") as batch:
+        batch.add_column(sa.Column("bot_id", sa.String(64)))
+    with op.batch_alter_table("outbox") as batch:
+        batch.alter_column("reserved_by", type_=sa.String(80), existing_type=sa.String(40))
+        batch.add_column(sa.Column("lease_until", sa.DateTime(timezone=True)))
     op.create_table(
         "inbox_events",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -53,6 +60,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("lease_until")
+        batch.alter_column("reserved_by", type_=sa.String(40), existing_type=sa.String(80))
+    with op.batch_alter_table("members") as batch:
+        batch.drop_column("bot_id")
     op.drop_index("ix_web_pushes_created_at", table_name="web_pushes")
     op.drop_index("ix_web_pushes_session", table_name="web_pushes")
     op.drop_table("web_pushes")

@@ -1,0 +1,169 @@
+"""Two `coopbot run`, two bots, one PostgreSQL database; the scheduler leader is killed with -9.
+
+Reproduced on main before: instance A (bot 333333) broadcast to its members,
+instance B (bot 444444) started on the same database and sent most of A's
+messages through bot B, and reset A's reservations. Now each process sends
+only its own bot's members' rows, reservations are leases, and when the
+leader dies the other process leads within 10 s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from bot.broadcasts import BroadcastStore, Segment
+from bot.db import OutboxMessage, SchedulerState, upgrade_db
+from bot.members import MemberStore
+from bot.settings import PROJECT_ROOT
+from scheduler.leader import LEADER_STATE
+from scheduler.outbox import Outbox
+from tests.conftest import _drop_everything, postgres_engine
+from tests.fakes import FakeTelegram
+from tests.processes import wait_until
+
+BOT_A, BOT_B = "333333:bot-a-token", "444444:bot-b-token"
+TEXT = "Liên minh HTX tỉnh thông báo: hạn nộp báo cáo tài chính năm 2026."
+MEMBERS = 10
+
+
+def _statuses(engine: Engine) -> Counter[str]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+        ).all()
+    return Counter({status: count for status, count in rows})
+
+
+def _leader(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return connection.scalar(
+            select(SchedulerState.value).where(SchedulerState.name == LEADER_STATE)
+        )
+
+
+def _received(fake: FakeTelegram) -> Counter[tuple[str, str]]:
+    """(bot token, chat) of every broadcast message the fake delivered."""
+    return Counter(
+        (c.token, str(c.params["chat_id"]))
+        for c in fake.calls("sendMessage")
+        if c.ok and TEXT in str(c.params.get("text"))
+    )
+
+
+def test_two_processes_two_bots_each_member_reached_once_by_their_own_bot(
+    nlu_url: str, tmp_path: Path
+):
+    engine = postgres_engine()
+    _drop_everything(engine)
+    upgrade_db(engine)
+    members = MemberStore(engine)
+    with contextlib.ExitStack() as stack, FakeTelegram(tokens=(BOT_A, BOT_B)) as fake:
+        chats: dict[str, list[str]] = {BOT_A: [], BOT_B: []}
+        for token in (BOT_A, BOT_B):
+            for index in range(MEMBERS):
+                user = str(fake.user(first_name=f"Thành viên {index}")["id"])
+                members.touch("telegram", user, user, None, bot_id=token.split(":")[0])
+                chats[token].append(user)
+        BroadcastStore(engine, Outbox(engine)).create(TEXT, Segment(), "test")
+        url = engine.url.render_as_string(hide_password=False)
+
+        def start(token: str) -> subprocess.Popen[str]:
+            env = {
+                **{
+                    k: v
+                    for k, v in os.environ.items()
+                    if not k.startswith(("TELEGRAM_", "ZALO_", "WEB_", "OUTBOX_", "DATABASE_"))
+                },
+                "NLU_URL": nlu_url,
+                "DATABASE_URL": url,
+                "TELEGRAM_BOT_TOKEN": token,
+                "TELEGRAM_BASE_URL": fake.base_url,
+                "WEB_PORT": "0",
+                "OUTBOX_POLL_SECONDS": "0.2",
+                "OUTBOX_CONCURRENCY": "1",
+                "OUTBOX_LEASE_SECONDS": "3",
+                "SCHEDULER_LEADER_RETRY_SECONDS": "0.5",
+                "TELEGRAM_RATE": "4",
+                "LOG_LEVEL": "WARNING",
+                "PYTHONPATH": str(PROJECT_ROOT),
+            }
+            log = stack.enter_context((tmp_path / f"run-{token[:6]}.log").open("a"))
+            return subprocess.Popen(
+                [sys.executable, "-m", "bot.cli", "run"],
+                cwd=tmp_path,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+
+        def state() -> str:
+            return f"outbox {dict(_statuses(engine))}, leader {_leader(engine)}; see {tmp_path}"
+
+        first = start(BOT_A)
+        processes: list[subprocess.Popen[Any]] = [first]
+        try:
+            wait_until(lambda: _leader(engine) is not None, 90, "a scheduler leader", state)
+            assert f":{first.pid}:" in str(_leader(engine))
+            second = start(BOT_B)
+            processes.append(second)
+            wait_until(
+                lambda: sum(1 for token, _ in _received(fake) if token == BOT_B) >= 2,
+                90,
+                "bot B's first sends",
+                state,
+            )
+            wait_until(
+                lambda: sum(1 for token, _ in _received(fake) if token == BOT_A) >= 3,
+                90,
+                "bot A's first sends",
+                state,
+            )
+            os.kill(first.pid, signal.SIGKILL)  # the leader, in the middle of its broadcast
+            first.wait(30)
+            killed = time.monotonic()
+            wait_until(lambda: f":{second.pid}:" in str(_leader(engine)), 10, "B leading", state)
+            moved = time.monotonic() - killed
+            sent_by_a = sum(1 for token, _ in _received(fake) if token == BOT_A)
+            assert sent_by_a < MEMBERS, "A was killed before it reached all its members"
+            time.sleep(4)  # A's leases lapse; B must still leave A's members alone
+            assert all(token == BOT_B for token, chat in _received(fake) if chat in chats[BOT_B])
+            assert sum(1 for token, _ in _received(fake) if token == BOT_A) <= sent_by_a + 1
+            restarted = start(BOT_A)
+            processes.append(restarted)
+            wait_until(
+                lambda: (
+                    _statuses(engine)["sent"] == 2 * MEMBERS and not _statuses(engine)["sending"]
+                ),
+                90,
+                "the whole broadcast",
+                state,
+            )
+            assert f":{second.pid}:" in str(_leader(engine))  # the leader stays put
+        finally:
+            for process in processes:
+                if process.poll() is None:
+                    process.terminate()
+            for process in processes:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(30)
+                if process.poll() is None:
+                    process.kill()
+    received = _received(fake)
+    expected = Counter({(token, chat): 1 for token, owned in chats.items() for chat in owned})
+    assert set(received) == set(expected), "every member, through their own bot"
+    assert sum((received - expected).values()) <= 1  # only A's send in flight may repeat
+    assert moved < 10
+    _drop_everything(engine)
+    engine.dispose()
