@@ -209,6 +209,32 @@ class NLUService:
         self.stop()
         raise NLUBuildError(f"NLU service not ready after {timeout}s; see {self.log_path}")
 
+    async def supervise(self, every: float = 1.0) -> None:
+        """Starts the service again (same port and token) whenever it dies; runs until cancelled.
+
+        The model watcher then finds it serving the deployed model (it starts with
+        the model it was given; a newer deployed one is swapped in).
+        """
+        failures = 0
+        while True:
+            await asyncio.sleep(every)
+            if self.process is None or self.process.poll() is None:
+                continue
+            log.error(
+                "NLU service (pid %s) exited with code %s; starting it again",
+                self.process.pid,
+                self.process.returncode,
+            )
+            await asyncio.sleep(min(2.0**failures - 1, 30.0))
+            try:
+                self.start()
+                await self.wait_ready()
+                failures = 0
+                log.info("NLU service on %s is back", self.url)
+            except (NLUBuildError, OSError) as exc:
+                failures += 1
+                log.error("NLU service did not come back: %s", exc)
+
     def stop(self) -> None:
         """Stops the process: SIGTERM, then SIGKILL after five seconds."""
         if self.process is None or self.process.poll() is not None:
@@ -274,8 +300,13 @@ async def ensure_nlu_service(
             model = pick_model(settings.model_dir, settings.reviewed_data)
     service = NLUService(settings, model)
     service.start()
+    supervisor: asyncio.Task[None] | None = None
     try:
         await service.wait_ready()
+        supervisor = asyncio.create_task(service.supervise(), name="nlu-supervisor")
         yield service.endpoint
     finally:
+        if supervisor is not None:
+            supervisor.cancel()
+            await asyncio.gather(supervisor, return_exceptions=True)
         service.stop()

@@ -22,7 +22,7 @@ import pytest
 
 from bot.db import create_db_engine, upgrade_db
 from bot.model_registry import ModelRegistry
-from bot.nlu_service import end_stale_children
+from bot.nlu_service import CHILDREN_DIR, end_stale_children
 from bot.settings import PROJECT_ROOT
 from tests.conftest import bot_settings
 from tests.processes import wait_until
@@ -162,3 +162,42 @@ def test_a_stale_child_of_ours_is_ended_and_nothing_else(tmp_path: Path, dead_pi
         for process in (stale, stranger, alive_parent, guarded):
             process.kill()
             process.wait()
+
+
+def test_a_killed_nlu_child_is_started_again_and_answers_come_back(nlu_model: Path, tmp_path: Path):
+    token = "child-token-0123456789"
+    settings = bot_settings(
+        "http://127.0.0.1:9",  # nothing there: the assistant starts its own child
+        tmp_path / "bot.db",
+        nlu_token=token,
+        model_dir=nlu_model.parent,
+        nlu_model_poll_seconds=0.5,
+        reminders_enabled=False,
+    )
+    with RunningBot(settings) as bot:
+        records = [
+            json.loads(p.read_text())
+            for p in CHILDREN_DIR.glob("*.json")
+            if json.loads(p.read_text())["parent"] == os.getpid()
+        ]
+        (record,) = records
+        child_url = f"http://127.0.0.1:{record['port']}"
+        before = _ask(bot.url)
+        os.kill(record["child"], signal.SIGKILL)
+        killed = time.monotonic()
+
+        def serving() -> bool:
+            try:
+                status = httpx.get(f"{child_url}/status", params={"token": token}, timeout=2)
+            except httpx.HTTPError:
+                return False
+            return status.status_code == 200 and status.json()["model_file"] == nlu_model.name
+
+        wait_until(serving, 60, "the NLU child started again")
+        back = time.monotonic() - killed
+        health = httpx.get(f"{bot.url.rstrip('/')}/healthz", timeout=10).json()
+        after = _ask(bot.url)
+    assert health["nlu"] is True
+    assert after["text"] == before["text"]
+    assert back < 30, f"the model answered again {back:.1f} s after the kill"
+    print(f"NLU child back {back:.1f} s after kill -9")
