@@ -263,19 +263,15 @@ class TelegramChannel:
         if isinstance(body, Response):
             return body
         try:
-            data = json.loads(body)
-            checked = TelegramUpdate.model_validate(data)  # strict types before anything reads it
-            Update.de_json(data, self.application.bot)
+            checked = TelegramUpdate.model_validate_json(body)  # strict types first
         except ValidationError as exc:
             log.warning("Telegram webhook body refused: bad %s", invalid_field(exc))
             return JSONResponse({"error": "malformed update"}, status_code=400)
         except Exception as exc:  # any malformed body: refuse it, keep serving
             log.warning("malformed Telegram webhook body refused: %s", type(exc).__name__)
             return JSONResponse({"error": "malformed update"}, status_code=400)
-        try:
-            accepted = await self.worker.submit(
-                str(checked.update_id), json.dumps(data, ensure_ascii=False)
-            )
+        try:  # the body as received (valid JSON, checked above) is what the inbox keeps
+            accepted = await self.worker.submit(str(checked.update_id), body.decode("utf-8"))
         except SQLAlchemyError as exc:
             log.error("Telegram update not stored (%s): asking for a redelivery", exc)
             return JSONResponse({"error": "try again"}, status_code=503)

@@ -146,12 +146,14 @@ class Inbox:
                 .values(lease_until=self._clock() + self.lease)
             )
 
-    def finish(self, row_id: int) -> None:
-        """Marks a row handled and drops its payload."""
+    def finish(self, *row_ids: int) -> None:
+        """Marks rows handled and drops their payloads (one statement for a batch)."""
+        if not row_ids:
+            return
         with self._engine.begin() as connection:
             connection.execute(
                 update(InboxEvent)
-                .where(InboxEvent.id == row_id)
+                .where(InboxEvent.id.in_(row_ids))
                 .values(status="done", payload=None, finished_at=self._clock(), lease_owner=None)
             )
 
@@ -224,6 +226,11 @@ class InboxWorker:
         self._sweep_every = sweep_every
         self._running: dict[int, asyncio.Task[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        # Handled rows are marked done in batches (one commit for many updates); a crash
+        # before the mark means those few are handled again, never lost.
+        self._done: list[int] = []
+        self._done_ready = asyncio.Event()
+        self._marker: asyncio.Task[None] | None = None
 
     async def start(self, *, sole: bool = False) -> None:
         """Resumes the rows a crashed process left and keeps sweeping and renewing leases.
@@ -235,6 +242,7 @@ class InboxWorker:
             for row in await asyncio.to_thread(self.inbox.take_expired, 1000, everything=True):
                 self._spawn(row)
         self._sweeper = asyncio.create_task(self._sweep(), name=f"inbox-{self.inbox.channel}")
+        self._marker = asyncio.create_task(self._mark_done(), name="inbox-done")
 
     async def stop(self) -> None:
         """Stops sweeping and waits for the rows in hand (their leases lapse if it cannot)."""
@@ -243,6 +251,26 @@ class InboxWorker:
             await asyncio.gather(self._sweeper, return_exceptions=True)
         while self._running:
             await asyncio.gather(*list(self._running.values()), return_exceptions=True)
+        if self._marker is not None:
+            self._marker.cancel()
+            await asyncio.gather(self._marker, return_exceptions=True)
+        await self._flush_done()
+
+    async def _mark_done(self) -> None:
+        while True:
+            await self._done_ready.wait()
+            await asyncio.sleep(0.02)  # let a few more finish: one commit for all of them
+            await self._flush_done()
+
+    async def _flush_done(self) -> None:
+        self._done_ready.clear()
+        batch, self._done = self._done, []
+        if not batch:
+            return
+        try:
+            await asyncio.to_thread(self.inbox.finish, *batch)
+        except Exception:  # their leases will lapse and the rows be handled again
+            log.exception("could not mark %d inbox rows handled", len(batch))
 
     async def submit(self, event_key: str, payload: str) -> bool:
         """Commits an update and starts handling it; False (and nothing done) on a redelivery."""
@@ -279,10 +307,8 @@ class InboxWorker:
                 except Exception:
                     log.exception("could not record the failure of inbox row %s", row.id)
                 return
-            try:
-                await asyncio.to_thread(self.inbox.finish, row.id)
-            except Exception:  # the lease will lapse and the row be handled again
-                log.exception("could not mark inbox row %s handled", row.id)
+            self._done.append(row.id)
+            self._done_ready.set()
 
     async def _sweep(self) -> None:
         lease_s = self.inbox.lease.total_seconds()

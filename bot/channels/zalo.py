@@ -282,8 +282,8 @@ class ZaloChannel:
                         await asyncio.sleep(delay)
                         delay = min(delay * 2, 10.0)
 
-    async def _submit(self, event: ZaloEvent, update: Any) -> None:
-        payload = json.dumps(update, ensure_ascii=False)
+    async def _submit(self, event: ZaloEvent, update: Any, raw: str | None = None) -> None:
+        payload = raw if raw is not None else json.dumps(update, ensure_ascii=False)
         if not await self.worker.submit(event.key, payload):
             log.info("Zalo redelivery of %s ignored", event.key[:120])
 
@@ -306,7 +306,7 @@ class ZaloChannel:
         event = _wanted(update)
         if event is not None:
             try:
-                await self._submit(event, update)
+                await self._submit(event, update, body.decode("utf-8"))
             except SQLAlchemyError as exc:
                 log.error("Zalo update not stored (%s): asking for a redelivery", exc)
                 return JSONResponse({"error": "try again"}, status_code=503)
