@@ -87,6 +87,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _started(pid: int) -> int | None:
+    """When the process started (clock ticks since boot): a pid reused later starts later."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def _cmdline(pid: int) -> list[str]:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -98,19 +107,22 @@ def _cmdline(pid: int) -> list[str]:
 def end_stale_children(folder: Path = CHILDREN_DIR) -> list[int]:
     """Ends the NLU children whose parent process is gone; returns their pids.
 
-    A record is trusted only while its pid still runs ``rasa run --enable-api``
-    on the recorded port (pids are reused): anything else is left alone.
+    A child whose recorded parent still runs (the same pid started at the same
+    moment: pids are reused) is left alone, this process's own children too. A
+    record is trusted only while its pid still runs ``rasa run --enable-api`` on
+    the recorded port: anything else is left alone.
     """
     ended = []
     for record in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             data = json.loads(record.read_text(encoding="utf-8"))
             child, parent, port = int(data["child"]), int(data["parent"]), str(data["port"])
+            parent_started = data.get("parent_started")
         except (OSError, ValueError, KeyError, TypeError):
             record.unlink(missing_ok=True)
             continue
-        if _alive(parent) and parent != os.getpid():
-            continue  # another running assistant's child
+        if _alive(parent) and (parent_started is None or _started(parent) == parent_started):
+            continue  # a running assistant's child (maybe this process's own)
         command = _cmdline(child)
         ours = "--enable-api" in command and port in command and any("rasa" in c for c in command)
         if _alive(child) and ours:
@@ -189,7 +201,12 @@ class NLUService:
                 preexec_fn=_die_with_parent,
             )
         CHILDREN_DIR.mkdir(parents=True, exist_ok=True)
-        record = {"child": self.process.pid, "parent": os.getpid(), "port": self.port}
+        record = {
+            "child": self.process.pid,
+            "parent": os.getpid(),
+            "parent_started": _started(os.getpid()),
+            "port": self.port,
+        }
         self._record.write_text(json.dumps(record), encoding="utf-8")
         log.info("NLU service starting on %s (pid %s)", self.url, self.process.pid)
 

@@ -1,5 +1,9 @@
 """Two `coopbot run`, two bots, one PostgreSQL database; the scheduler leader is killed with -9.
 
+The outbox holds a broadcast to every member and, falling due a few seconds
+later on the real clock, each member's "one day before" reminder of a
+training session they registered for.
+
 Reproduced on main before: instance A (bot 333333) broadcast to its members,
 instance B (bot 444444) started on the same database and sent most of A's
 messages through bot B, and reset A's reservations. Now each process sends
@@ -10,6 +14,7 @@ leader dies the other process leads within 10 s.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -28,6 +33,7 @@ from bot.members import MemberStore
 from bot.settings import PROJECT_ROOT
 from scheduler.leader import LEADER_STATE
 from scheduler.outbox import Outbox
+from scheduler.training import SessionDraft, TrainingStore
 from tests.conftest import _drop_everything, postgres_engine
 from tests.fakes import FakeTelegram
 from tests.processes import wait_until
@@ -35,12 +41,15 @@ from tests.processes import wait_until
 BOT_A, BOT_B = "333333:bot-a-token", "444444:bot-b-token"
 TEXT = "Liên minh HTX tỉnh thông báo: hạn nộp báo cáo tài chính năm 2026."
 MEMBERS = 40
+SESSION_TITLE = "Kê khai thuế điện tử cho HTX"
 
 
 def _statuses(engine: Engine) -> Counter[str]:
     with engine.connect() as connection:
         rows = connection.execute(
-            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+            select(OutboxMessage.status, func.count())
+            .where(OutboxMessage.kind == "broadcast")
+            .group_by(OutboxMessage.status)
         ).all()
     return Counter({status: count for status, count in rows})
 
@@ -52,13 +61,23 @@ def _leader(engine: Engine) -> str | None:
         )
 
 
-def _received(fake: FakeTelegram) -> Counter[tuple[str, str]]:
-    """(bot token, chat) of every broadcast message the fake delivered."""
+def _received(fake: FakeTelegram, text: str = TEXT) -> Counter[tuple[str, str]]:
+    """(bot token, chat) of every message containing ``text`` the fake delivered."""
     return Counter(
         (c.token, str(c.params["chat_id"]))
         for c in fake.calls("sendMessage")
-        if c.ok and TEXT in str(c.params.get("text"))
+        if c.ok and text in str(c.params.get("text"))
     )
+
+
+def _reminders(engine: Engine) -> Counter[str]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(OutboxMessage.status, func.count())
+            .where(OutboxMessage.kind == "session", OutboxMessage.slot == "1d")
+            .group_by(OutboxMessage.status)
+        ).all()
+    return Counter({status: count for status, count in rows})
 
 
 def test_two_processes_two_bots_each_member_reached_once_by_their_own_bot(
@@ -69,11 +88,25 @@ def test_two_processes_two_bots_each_member_reached_once_by_their_own_bot(
     upgrade_db(engine)
     members = MemberStore(engine)
     with contextlib.ExitStack() as stack, FakeTelegram(tokens=(BOT_A, BOT_B)) as fake:
+        # A session starting in a day and 20 s: its "1 day before" reminders fall due
+        # 20 s from now, while the broadcast is still going out.
+        start = dt.datetime.now(dt.UTC) + dt.timedelta(days=1, seconds=20)
+        training = TrainingStore(engine, Outbox(engine))
+        session = training.create(
+            SessionDraft.build(
+                title=SESSION_TITLE,
+                starts_at=start,
+                ends_at=start + dt.timedelta(hours=2),
+                place="Hội trường Liên minh HTX tỉnh",
+                capacity=500,
+            )
+        )
         chats: dict[str, list[str]] = {BOT_A: [], BOT_B: []}
         for token in (BOT_A, BOT_B):
             for index in range(MEMBERS):
                 user = str(fake.user(first_name=f"Thành viên {index}")["id"])
-                members.touch("telegram", user, user, None, bot_id=token.split(":")[0])
+                member = members.touch("telegram", user, user, None, bot_id=token.split(":")[0])
+                training.register(session.id, member.id)
                 chats[token].append(user)
         BroadcastStore(engine, Outbox(engine)).create(TEXT, Segment(), "test")
         url = engine.url.render_as_string(hide_password=False)
@@ -109,7 +142,10 @@ def test_two_processes_two_bots_each_member_reached_once_by_their_own_bot(
             )
 
         def state() -> str:
-            return f"outbox {dict(_statuses(engine))}, leader {_leader(engine)}; see {tmp_path}"
+            return (
+                f"broadcast {dict(_statuses(engine))}, reminders {dict(_reminders(engine))}, "
+                f"leader {_leader(engine)}; see {tmp_path}"
+            )
 
         first = start(BOT_A)
         processes: list[subprocess.Popen[Any]] = [first]
@@ -144,10 +180,13 @@ def test_two_processes_two_bots_each_member_reached_once_by_their_own_bot(
             processes.append(restarted)
             wait_until(
                 lambda: (
-                    _statuses(engine)["sent"] == 2 * MEMBERS and not _statuses(engine)["sending"]
+                    _statuses(engine)["sent"] == 2 * MEMBERS
+                    and not _statuses(engine)["sending"]
+                    and _reminders(engine)["pending"] == 0
+                    and not _reminders(engine)["sending"]
                 ),
-                90,
-                "the whole broadcast",
+                120,
+                "the whole broadcast and the reminders",
                 state,
             )
             assert f":{second.pid}:" in str(_leader(engine))  # the leader stays put
@@ -164,6 +203,13 @@ def test_two_processes_two_bots_each_member_reached_once_by_their_own_bot(
     expected = Counter({(token, chat): 1 for token, owned in chats.items() for chat in owned})
     assert set(received) == set(expected), "every member, through their own bot"
     assert sum((received - expected).values()) <= 1  # only A's send in flight may repeat
+    # Reminders: at most once each (one in flight at the kill may be "unknown"), never
+    # through the other bot.
+    reminded = _received(fake, SESSION_TITLE)
+    assert set(reminded) <= set(expected) and max(reminded.values()) == 1
+    statuses = _reminders(engine)
+    assert statuses["sent"] == len(reminded) >= 2 * MEMBERS - 1
+    assert statuses["sent"] + statuses["unknown"] == 2 * MEMBERS and statuses["unknown"] <= 1
     assert moved < 10
     print(f"scheduler leader moved {moved:.1f} s after the kill")
     _drop_everything(engine)

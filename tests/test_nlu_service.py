@@ -22,7 +22,7 @@ import pytest
 
 from bot.db import create_db_engine, upgrade_db
 from bot.model_registry import ModelRegistry
-from bot.nlu_service import CHILDREN_DIR, end_stale_children
+from bot.nlu_service import CHILDREN_DIR, _started, end_stale_children
 from bot.settings import PROJECT_ROOT
 from tests.conftest import bot_settings
 from tests.processes import wait_until
@@ -135,31 +135,46 @@ def dead_pid() -> int:
 
 def test_a_stale_child_of_ours_is_ended_and_nothing_else(tmp_path: Path, dead_pid: int):
     sleeper = "import time; time.sleep(120)"
-    stale = subprocess.Popen(
-        [sys.executable, "-c", sleeper, "rasa", "run", "--enable-api", "--port", "45671"],
-        start_new_session=True,
+
+    def rasa_like(port: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-c", sleeper, "rasa", "run", "--enable-api", "--port", str(port)],
+            start_new_session=True,
+        )
+
+    stale, reused, guarded, own = (
+        rasa_like(45671),
+        rasa_like(45674),
+        rasa_like(45673),
+        rasa_like(45675),
     )
     stranger = subprocess.Popen([sys.executable, "-c", sleeper, "--port", "45672"])
     alive_parent = subprocess.Popen([sys.executable, "-c", sleeper])
-    guarded = subprocess.Popen(
-        [sys.executable, "-c", sleeper, "rasa", "run", "--enable-api", "--port", "45673"],
-        start_new_session=True,
-    )
+    parent_started = _started(alive_parent.pid)
+    assert parent_started is not None
     records = {
         "45671": {"child": stale.pid, "parent": dead_pid, "port": 45671},
         "45672": {"child": stranger.pid, "parent": dead_pid, "port": 45672},  # pid reused
-        "45673": {"child": guarded.pid, "parent": alive_parent.pid, "port": 45673},
-    }
+        "45673": {"child": guarded.pid, "parent": alive_parent.pid, "port": 45673,
+                  "parent_started": parent_started},
+        # The parent's pid now names another process, started later.
+        "45674": {"child": reused.pid, "parent": alive_parent.pid, "port": 45674,
+                  "parent_started": parent_started - 1},
+        "45675": {"child": own.pid, "parent": os.getpid(), "port": 45675,
+                  "parent_started": _started(os.getpid())},
+    }  # fmt: skip
     for port, record in records.items():
         (tmp_path / f"{port}.json").write_text(json.dumps(record))
     (tmp_path / "broken.json").write_text("{not json")
+    processes = (stale, reused, guarded, own, stranger, alive_parent)
     try:
-        assert end_stale_children(tmp_path) == [stale.pid]
+        assert end_stale_children(tmp_path) == [stale.pid, reused.pid]
         stale.wait(10)
-        assert stranger.poll() is None and guarded.poll() is None
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["45673.json"]
+        reused.wait(10)
+        assert all(p.poll() is None for p in (stranger, guarded, own, alive_parent))
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["45673.json", "45675.json"]
     finally:
-        for process in (stale, stranger, alive_parent, guarded):
+        for process in processes:
             process.kill()
             process.wait()
 
@@ -174,11 +189,12 @@ def test_a_killed_nlu_child_is_started_again_and_answers_come_back(nlu_model: Pa
         nlu_model_poll_seconds=0.5,
         reminders_enabled=False,
     )
+    before = {p.name for p in CHILDREN_DIR.glob("*.json")}  # the session's own NLU service
     with RunningBot(settings) as bot:
         records = [
             json.loads(p.read_text())
             for p in CHILDREN_DIR.glob("*.json")
-            if json.loads(p.read_text())["parent"] == os.getpid()
+            if p.name not in before and json.loads(p.read_text())["parent"] == os.getpid()
         ]
         (record,) = records
         child_url = f"http://127.0.0.1:{record['port']}"
