@@ -147,36 +147,32 @@ def test_two_processes_two_bots_each_member_reached_once_by_their_own_bot(
                 f"leader {_leader(engine)}; see {tmp_path}"
             )
 
-        first = start(BOT_A)
-        processes: list[subprocess.Popen[Any]] = [first]
+        # Both start together (so neither has finished before the other sends); the one
+        # that wins the scheduler lock is killed in the middle of its broadcast.
+        running = {BOT_A: start(BOT_A), BOT_B: start(BOT_B)}
+        processes: list[subprocess.Popen[Any]] = list(running.values())
         try:
             wait_until(lambda: _leader(engine) is not None, 90, "a scheduler leader", state)
-            assert f":{first.pid}:" in str(_leader(engine))
-            second = start(BOT_B)
-            processes.append(second)
-            wait_until(
-                lambda: sum(1 for token, _ in _received(fake) if token == BOT_B) >= 2,
-                90,
-                "bot B's first sends",
-                state,
-            )
-            wait_until(
-                lambda: sum(1 for token, _ in _received(fake) if token == BOT_A) >= 3,
-                90,
-                "bot A's first sends",
-                state,
-            )
+            doomed = next(t for t, p in running.items() if f":{p.pid}:" in str(_leader(engine)))
+            other = BOT_B if doomed == BOT_A else BOT_A
+            first, second = running[doomed], running[other]
+
+            def sent_by(token: str) -> int:
+                return sum(1 for t, _ in _received(fake) if t == token)
+
+            wait_until(lambda: sent_by(other) >= 2, 90, "the follower's first sends", state)
+            wait_until(lambda: sent_by(doomed) >= 3, 90, "the leader's first sends", state)
             os.kill(first.pid, signal.SIGKILL)  # the leader, in the middle of its broadcast
             first.wait(30)
             killed = time.monotonic()
-            wait_until(lambda: f":{second.pid}:" in str(_leader(engine)), 10, "B leading", state)
+            wait_until(lambda: f":{second.pid}:" in str(_leader(engine)), 10, "a new leader", state)
             moved = time.monotonic() - killed
-            sent_by_a = sum(1 for token, _ in _received(fake) if token == BOT_A)
-            assert sent_by_a < MEMBERS, "A was killed before it reached all its members"
-            time.sleep(4)  # A's leases lapse; B must still leave A's members alone
-            assert all(token == BOT_B for token, chat in _received(fake) if chat in chats[BOT_B])
-            assert sum(1 for token, _ in _received(fake) if token == BOT_A) <= sent_by_a + 1
-            restarted = start(BOT_A)
+            sent_before = sent_by(doomed)
+            assert sent_before < MEMBERS, "the leader was killed before it reached everyone"
+            time.sleep(4)  # the dead one's leases lapse; the other must still leave its members
+            assert all(t == other for t, chat in _received(fake) if chat in chats[other])
+            assert sent_by(doomed) <= sent_before + 1  # only the reply held at the kill
+            restarted = start(doomed)
             processes.append(restarted)
             wait_until(
                 lambda: (
