@@ -45,7 +45,7 @@ from telegram.ext import Application, ContextTypes, Defaults
 from bot.answers import AnswerService
 from bot.broadcasts import BroadcastStore
 from bot.channels.telegram import CHANNEL as TELEGRAM
-from bot.channels.telegram import TelegramSender
+from bot.channels.telegram import TelegramSender, retry_seconds
 from bot.channels.telegram_update import TelegramUpdate, invalid_field
 from bot.channels.webchat import CHANNEL as WEB
 from bot.channels.webchat import WebChat, WebChatError, WebLimits
@@ -56,7 +56,7 @@ from bot.conversation import Conversation, StaffDesk
 from bot.db import create_db_engine, upgrade_db
 from bot.handlers.telegram import BotContext, BotServices, register_handlers
 from bot.handovers import HandoverStore
-from bot.inbox import Inbox, InboxRow, InboxWorker, worker_id
+from bot.inbox import InboxRow, InboxWorker
 from bot.members import MemberStore
 from bot.message_log import MessageLogStore
 from bot.metrics import CONTENT_TYPE, Metrics
@@ -153,19 +153,14 @@ class TelegramChannel:
         self.application.bot_data.conversation = conversation
         register_handlers(self.application, settings.telegram_staff_chat_id)
         self.sender = TelegramSender(self.application.bot, settings.telegram_paid_broadcast)
-        self.sole_process = engine.dialect.name == "sqlite"  # SQLite: one process by design
-        self.inbox = Inbox(
+        self.worker = InboxWorker.for_bot(
             engine,
             TELEGRAM,
             self.bot_id,
-            worker_id(),
-            lease=dt.timedelta(seconds=settings.inbox_lease_seconds),
-        )
-        self.worker = InboxWorker(
-            self.inbox,
             self._handle_row,
+            lease_seconds=settings.inbox_lease_seconds,
+            sweep_seconds=settings.inbox_sweep_seconds,
             concurrency=settings.telegram_concurrency,
-            sweep_every=settings.inbox_sweep_seconds,
         )
         self._poller: asyncio.Task[None] | None = None
 
@@ -177,7 +172,7 @@ class TelegramChannel:
             await self.application.bot.set_my_commands(BOT_COMMANDS)
         except TelegramError as exc:
             log.warning("could not set the Telegram command menu: %s", exc)
-        await self.worker.start(sole=self.sole_process)
+        await self.worker.start()
         if self.webhook_url is not None:
             await self.application.bot.set_webhook(
                 str(self.webhook_url), secret_token=self.secret, allowed_updates=ALLOWED_UPDATES
@@ -210,7 +205,7 @@ class TelegramChannel:
                 )
                 failures = 0
             except RetryAfter as exc:
-                await asyncio.sleep(_seconds(exc.retry_after))
+                await asyncio.sleep(retry_seconds(exc.retry_after))
                 continue
             except (InvalidToken, Forbidden) as exc:
                 log.error("Telegram refused the bot token; retrying in 60 s: %s", exc)
@@ -229,21 +224,9 @@ class TelegramChannel:
                 except ValidationError as exc:
                     log.warning("Telegram update refused: bad %s", invalid_field(exc))
                 else:
-                    await self._accept(update.update_id, json.dumps(data, ensure_ascii=False))
+                    payload = json.dumps(data, ensure_ascii=False)
+                    await self.worker.submit_stored(str(update.update_id), payload)
                 offset = update.update_id + 1
-
-    async def _accept(self, update_id: int, payload: str) -> None:
-        """Commits an update (retrying while the database is away) and starts handling it."""
-        delay = 0.5
-        while True:
-            try:
-                if not await self.worker.submit(str(update_id), payload):
-                    log.info("Telegram update %s delivered again: already handled", update_id)
-                return
-            except SQLAlchemyError as exc:  # never acknowledge what is not stored
-                log.warning("inbox unavailable (%s); retrying in %.1f s", type(exc).__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
 
     async def _handle_row(self, row: InboxRow) -> None:
         update = Update.de_json(json.loads(row.payload), self.application.bot)
@@ -271,18 +254,11 @@ class TelegramChannel:
             log.warning("malformed Telegram webhook body refused: %s", type(exc).__name__)
             return JSONResponse({"error": "malformed update"}, status_code=400)
         try:  # the body as received (valid JSON, checked above) is what the inbox keeps
-            accepted = await self.worker.submit(str(checked.update_id), body.decode("utf-8"))
+            await self.worker.submit(str(checked.update_id), body.decode("utf-8"))
         except SQLAlchemyError as exc:
             log.error("Telegram update not stored (%s): asking for a redelivery", exc)
             return JSONResponse({"error": "try again"}, status_code=503)
-        if not accepted:
-            log.info("Telegram update %s delivered again: already handled", checked.update_id)
         return Response(status_code=200)
-
-
-def _seconds(value: object) -> float:
-    total = getattr(value, "total_seconds", None)
-    return float(total()) if callable(total) else float(value)  # type: ignore[arg-type]
 
 
 @dataclass

@@ -26,11 +26,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, true, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from bot.db import InboxEvent, utcnow
+from scheduler.outbox import aware
 
 __all__ = ["Inbox", "InboxDepth", "InboxRow", "InboxWorker", "prune_inbox", "worker_id"]
 
@@ -83,6 +84,7 @@ class Inbox:
         self.lease = lease
         self._clock = clock
         self._mine = and_(InboxEvent.channel == channel, InboxEvent.bot_id == bot_id)
+        self.sole_process = engine.dialect.name == "sqlite"  # SQLite: one process by design
 
     def accept(self, event_key: str, payload: str) -> int | None:
         """Commits a new update, leased to this worker; None when it was accepted before."""
@@ -114,8 +116,11 @@ class Inbox:
         database, starting: whatever is pending was left by its predecessor).
         """
         now = self._clock()
-        cutoff = now + dt.timedelta(days=3650) if everything else now
-        lapsed = or_(InboxEvent.lease_until.is_(None), InboxEvent.lease_until < cutoff)
+        lapsed = (
+            true()
+            if everything
+            else or_(InboxEvent.lease_until.is_(None), InboxEvent.lease_until < now)
+        )
         with self._engine.connect() as connection:
             candidates = connection.execute(
                 select(InboxEvent.id, InboxEvent.event_key, InboxEvent.payload)
@@ -185,9 +190,7 @@ class Inbox:
             ).one()
         if oldest is None:
             return InboxDepth(0, 0.0)
-        if oldest.tzinfo is None:  # SQLite returns naive UTC
-            oldest = oldest.replace(tzinfo=dt.UTC)
-        return InboxDepth(int(count), max(0.0, (self._clock() - oldest).total_seconds()))
+        return InboxDepth(int(count), max(0.0, (self._clock() - aware(oldest)).total_seconds()))
 
 
 def prune_inbox(engine: Engine, now: dt.datetime, keep: dt.timedelta = KEEP_FINISHED) -> int:
@@ -212,6 +215,24 @@ class InboxWorker:
     rows are handled at a time.
     """
 
+    @classmethod
+    def for_bot(
+        cls,
+        engine: Engine,
+        channel: str,
+        bot_id: str,
+        handler: Handler,
+        *,
+        lease_seconds: float,
+        sweep_seconds: float,
+        concurrency: int,
+    ) -> InboxWorker:
+        """The worker of one bot's inbox in this process (a channel builds it so)."""
+        inbox = Inbox(
+            engine, channel, bot_id, worker_id(), lease=dt.timedelta(seconds=lease_seconds)
+        )
+        return cls(inbox, handler, concurrency=concurrency, sweep_every=sweep_seconds)
+
     def __init__(
         self,
         inbox: Inbox,
@@ -232,13 +253,13 @@ class InboxWorker:
         self._done_ready = asyncio.Event()
         self._marker: asyncio.Task[None] | None = None
 
-    async def start(self, *, sole: bool = False) -> None:
+    async def start(self) -> None:
         """Resumes the rows a crashed process left and keeps sweeping and renewing leases.
 
-        ``sole``: this is the only process of the database (SQLite): every pending
-        row is resumed at once, without waiting for the dead process's leases.
+        On SQLite (one process by design) every pending row is resumed at once,
+        without waiting for the dead process's leases.
         """
-        if sole:
+        if self.inbox.sole_process:
             for row in await asyncio.to_thread(self.inbox.take_expired, 1000, everything=True):
                 self._spawn(row)
         self._sweeper = asyncio.create_task(self._sweep(), name=f"inbox-{self.inbox.channel}")
@@ -273,17 +294,32 @@ class InboxWorker:
             log.exception("could not mark %d inbox rows handled", len(batch))
 
     async def submit(self, event_key: str, payload: str) -> bool:
-        """Commits an update and starts handling it; False (and nothing done) on a redelivery."""
+        """Commits an update and starts handling it; False (and nothing done) on a redelivery.
+
+        Raises ``SQLAlchemyError`` when the database cannot store it (a webhook then
+        asks for a redelivery).
+        """
         row_id = await asyncio.to_thread(self.inbox.accept, event_key, payload)
         if row_id is None:
+            log.info("%s update %s delivered again: already handled",
+                     self.inbox.channel, event_key[:120])  # fmt: skip
             return False
         self._spawn(InboxRow(row_id, event_key, payload))
         return True
 
-    @property
-    def in_hand(self) -> int:
-        """Rows being handled by this worker now."""
-        return len(self._running)
+    async def submit_stored(self, event_key: str, payload: str) -> bool:
+        """``submit``, retried while the database is away.
+
+        Polling never moves past an update the inbox has not stored.
+        """
+        delay = 0.5
+        while True:
+            try:
+                return await self.submit(event_key, payload)
+            except SQLAlchemyError as exc:
+                log.warning("inbox unavailable (%s); retrying in %.1f s", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     def _spawn(self, row: InboxRow) -> None:
         if row.id in self._running:

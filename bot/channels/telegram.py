@@ -29,6 +29,7 @@ __all__ = [
     "incoming_from_message",
     "keyboard",
     "render",
+    "retry_seconds",
 ]
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ def _mapped_errors() -> Iterator[None]:
     except Forbidden as exc:
         raise RecipientBlocked(exc.message) from exc
     except RetryAfter as exc:
-        raise RateLimited(_seconds(exc.retry_after), exc.message) from exc
+        raise RateLimited(retry_seconds(exc.retry_after), exc.message) from exc
     except BadRequest as exc:
         if "chat not found" in exc.message.lower():
             raise RecipientBlocked(exc.message) from exc
@@ -150,6 +151,7 @@ def _mapped_errors() -> Iterator[None]:
         raise SendError(exc.message) from exc
 
 
-def _seconds(value: object) -> float:
+def retry_seconds(value: object) -> float:
+    """A ``RetryAfter.retry_after`` in seconds (PTB gives a ``timedelta`` or a number)."""
     total = getattr(value, "total_seconds", None)
     return float(total()) if callable(total) else float(value)  # type: ignore[arg-type]

@@ -42,7 +42,7 @@ from bot.channels.zalo_client import (
 )
 from bot.channels.zalo_update import ZaloUpdate, invalid_field
 from bot.conversation import UNSUPPORTED, Conversation, Incoming
-from bot.inbox import Inbox, InboxRow, InboxWorker, worker_id
+from bot.inbox import InboxRow, InboxWorker
 from bot.replies import Button, Reply
 from bot.sending import RateLimited, RecipientBlocked, SendError
 from bot.settings import Settings
@@ -209,19 +209,14 @@ class ZaloChannel:
         self.conversation = conversation
         self.choices = ChoiceMemory()
         self.sender = ZaloSender(self.client, self.choices)
-        self.sole_process = engine.dialect.name == "sqlite"  # SQLite: one process by design
-        self.inbox = Inbox(
+        self.worker = InboxWorker.for_bot(
             engine,
             CHANNEL,
             self.bot_id,
-            worker_id(),
-            lease=dt.timedelta(seconds=settings.inbox_lease_seconds),
-        )
-        self.worker = InboxWorker(
-            self.inbox,
             self._handle_row,
+            lease_seconds=settings.inbox_lease_seconds,
+            sweep_seconds=settings.inbox_sweep_seconds,
             concurrency=_CONCURRENCY,
-            sweep_every=settings.inbox_sweep_seconds,
         )
         self._poller: asyncio.Task[None] | None = None
 
@@ -229,7 +224,7 @@ class ZaloChannel:
         """Checks the token, resumes the inbox, then sets the webhook or starts long polling."""
         me = await self.client.get_me()
         log.info("Zalo: connected as %s", me.get("account_name") or me.get("id"))
-        await self.worker.start(sole=self.sole_process)
+        await self.worker.start()
         if self.webhook_url is not None:
             await self.client.set_webhook(self.webhook_url, self.secret)
             log.info("Zalo: webhook mode")
@@ -267,25 +262,14 @@ class ZaloChannel:
                 await asyncio.sleep(delay)
                 continue
             for update in updates:
-                event = _wanted(update)
-                if event is None:
+                try:
+                    event = parse_event(update)
+                except MalformedEvent as exc:
+                    log.warning("malformed Zalo update ignored: %s", _reason(exc))
                     continue
-                delay = 0.5
-                while True:  # never poll on past an update the inbox has not stored
-                    try:
-                        await self._submit(event, update)
-                        break
-                    except SQLAlchemyError as exc:
-                        log.warning(
-                            "inbox unavailable (%s); retrying in %.1f s", type(exc).__name__, delay
-                        )
-                        await asyncio.sleep(delay)
-                        delay = min(delay * 2, 10.0)
-
-    async def _submit(self, event: ZaloEvent, update: Any, raw: str | None = None) -> None:
-        payload = raw if raw is not None else json.dumps(update, ensure_ascii=False)
-        if not await self.worker.submit(event.key, payload):
-            log.info("Zalo redelivery of %s ignored", event.key[:120])
+                if _answered(event):
+                    payload = json.dumps(update, ensure_ascii=False)
+                    await self.worker.submit_stored(event.key, payload)
 
     async def handle_webhook(self, request: Request) -> Response:
         """Checks the secret, validates the update, commits it to the inbox, then 200.
@@ -298,15 +282,13 @@ class ZaloChannel:
         if isinstance(body, Response):
             return body
         try:
-            update = json.loads(body)
-            parse_event(update)
+            event = parse_event(json.loads(body))
         except (ValueError, RecursionError) as exc:  # JSON, UTF-8 and shape errors
             log.warning("malformed Zalo webhook body refused: %s", _reason(exc))
             return JSONResponse({"error": "malformed update"}, status_code=400)
-        event = _wanted(update)
-        if event is not None:
-            try:
-                await self._submit(event, update, body.decode("utf-8"))
+        if _answered(event):
+            try:  # the body as received (valid, checked above) is what the inbox keeps
+                await self.worker.submit(event.key, body.decode("utf-8"))
             except SQLAlchemyError as exc:
                 log.error("Zalo update not stored (%s): asking for a redelivery", exc)
                 return JSONResponse({"error": "try again"}, status_code=503)
@@ -345,17 +327,12 @@ class ZaloChannel:
         return await self.sender.send(chat_id, reply)
 
 
-def _wanted(update: Any) -> ZaloEvent | None:
-    """The event of an update the assistant answers; None (logged) for any other."""
-    try:
-        event = parse_event(update)
-    except MalformedEvent as exc:
-        log.warning("malformed Zalo update ignored: %s", _reason(exc))
-        return None
-    if event.name != TEXT_EVENT and event.name not in NON_TEXT_EVENTS:
-        log.info("Zalo event %r ignored", event.name[:100])
-        return None
-    return event
+def _answered(event: ZaloEvent) -> bool:
+    """True for the events the assistant answers; any other is ignored with a log line."""
+    if event.name == TEXT_EVENT or event.name in NON_TEXT_EVENTS:
+        return True
+    log.info("Zalo event %r ignored", event.name[:100])
+    return False
 
 
 class ZaloSender:
