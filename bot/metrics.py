@@ -24,6 +24,7 @@ from bot.answers import Answer
 from bot.db import InboxEvent, OutboxMessage, utcnow
 from bot.nlu_client import NLUClient
 from bot.sending import Senders
+from scheduler.outbox import aware
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -32,11 +33,7 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.
 
 
 def _age(oldest: dt.datetime | None, now: dt.datetime) -> float:
-    if oldest is None:
-        return 0.0
-    if oldest.tzinfo is None:  # SQLite returns naive UTC
-        oldest = oldest.replace(tzinfo=dt.UTC)
-    return max(0.0, (now - oldest).total_seconds())
+    return 0.0 if oldest is None else max(0.0, (now - aware(oldest)).total_seconds())
 
 
 class _State(Collector):

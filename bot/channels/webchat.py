@@ -59,6 +59,12 @@ class WebLimits:
     messages_per_second: int = 50
 
 
+_TOO_FAST = "Bạn gửi nhanh quá, vui lòng chờ một chút rồi gửi tiếp."
+_BUSY_SECONDS = "Hệ thống đang bận, bạn vui lòng gửi lại sau ít giây."
+_TOO_MANY_SESSIONS = "Có quá nhiều phiên trò chuyện mới từ địa chỉ của bạn; vui lòng thử lại sau."
+_BUSY_MINUTES = "Hệ thống đang bận, bạn vui lòng thử lại sau ít phút."
+
+
 class _Floodgate:
     """The token buckets behind ``WebLimits``."""
 
@@ -76,34 +82,20 @@ class _Floodgate:
 
     def message(self, client: str) -> None:
         mine = self.ip_messages.get(client)
-        if not mine.take():
-            raise WebChatError(
-                429,
-                "Bạn gửi nhanh quá, vui lòng chờ một chút rồi gửi tiếp.",
-                mine.retry_after(),
-            )
-        if not self.messages.take():
-            raise WebChatError(
-                503,
-                "Hệ thống đang bận, bạn vui lòng gửi lại sau ít giây.",
-                self.messages.retry_after(),
-            )
+        _require(mine.take(), mine, 429, _TOO_FAST)
+        _require(self.messages.take(), self.messages, 503, _BUSY_SECONDS)
 
     def new_session(self, client: str) -> None:
         mine = self.ip_sessions.get(client)
-        if not mine.available():
-            raise WebChatError(
-                429,
-                "Có quá nhiều phiên trò chuyện mới từ địa chỉ của bạn; vui lòng thử lại sau.",
-                mine.retry_after(),
-            )
-        if not self.sessions.take():
-            raise WebChatError(
-                503,
-                "Hệ thống đang bận, bạn vui lòng thử lại sau ít phút.",
-                self.sessions.retry_after(),
-            )
+        _require(mine.available(), mine, 429, _TOO_MANY_SESSIONS)
+        _require(self.sessions.take(), self.sessions, 503, _BUSY_MINUTES)
         mine.take()
+
+
+def _require(allowed: bool, bucket: TokenBucket, status: int, message: str) -> None:
+    """Refuses with ``status`` and the bucket's wait when a limit said no."""
+    if not allowed:
+        raise WebChatError(status, message, bucket.retry_after())
 
 
 @dataclass
