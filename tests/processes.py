@@ -8,9 +8,37 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 COOPBOT = Path(sys.executable).parent / "coopbot"
+# Settings a `coopbot run` child gets from its test only, never from the test's environment.
+_RUN_SETTINGS = ("TELEGRAM_", "ZALO_", "WEB_", "OUTBOX_", "INBOX_", "SCHEDULER_", "DATABASE_")
+
+
+def run_env(**settings: str) -> dict[str, str]:
+    """The environment of a `coopbot` child, its settings from the test alone.
+
+    This process's environment without channel, web, outbox, inbox, scheduler or
+    database settings, then quiet logs, this checkout on the path and ``settings``.
+    """
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(_RUN_SETTINGS)},
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        **settings,
+    }
+
+
+def start_run(cwd: Path, env: dict[str, str], log: IO[str]) -> subprocess.Popen[str]:
+    """`coopbot run` (this checkout's) as a child process, its output going to ``log``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run"],
+        cwd=cwd,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def coopbot(

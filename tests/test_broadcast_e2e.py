@@ -27,11 +27,10 @@ from sqlalchemy import func, select
 from bot.broadcasts import BroadcastStore, Segment
 from bot.db import OutboxMessage, create_db_engine, upgrade_db
 from bot.members import MemberStore
-from bot.settings import PROJECT_ROOT
 from scheduler.outbox import Outbox
 from tests.conftest import bot_settings
 from tests.fakes import FakeTelegram, FakeZalo
-from tests.processes import wait_until
+from tests.processes import run_env, start_run, wait_until
 from tests.running_bot import RunningBot
 
 COOPBOT = Path(sys.executable).parent / "coopbot"
@@ -77,26 +76,19 @@ def test_kill_minus_nine_mid_broadcast(nlu_url: str, tmp_path: Path, moment: str
             members.touch("zalo", zalo_user, zalo_user, None)
             zalo_chats.append(zalo_user)
         members.set_broadcasts(members.find("telegram", tg_chats[-1]).id, False)  # type: ignore[union-attr]
-        env = {
-            **{
-                k: v
-                for k, v in os.environ.items()
-                if not k.startswith(("TELEGRAM_", "ZALO_", "WEB_", "OUTBOX_", "DATABASE_"))
-            },
-            "NLU_URL": nlu_url,
-            "DATABASE_URL": f"sqlite:///{database}",
-            "TELEGRAM_BOT_TOKEN": tg_token,
-            "TELEGRAM_BASE_URL": telegram.base_url,
-            "ZALO_BOT_TOKEN": zalo_token,
-            "ZALO_BASE_URL": zalo.base_url,
-            "WEB_PORT": "0",
-            "OUTBOX_POLL_SECONDS": "0.2",
-            "OUTBOX_CONCURRENCY": "1",
-            "TELEGRAM_RATE": "4",
-            "ZALO_RATE": "4",
-            "LOG_LEVEL": "WARNING",
-            "PYTHONPATH": str(PROJECT_ROOT),
-        }
+        env = run_env(
+            NLU_URL=nlu_url,
+            DATABASE_URL=f"sqlite:///{database}",
+            TELEGRAM_BOT_TOKEN=tg_token,
+            TELEGRAM_BASE_URL=telegram.base_url,
+            ZALO_BOT_TOKEN=zalo_token,
+            ZALO_BASE_URL=zalo.base_url,
+            WEB_PORT="0",
+            OUTBOX_POLL_SECONDS="0.2",
+            OUTBOX_CONCURRENCY="1",
+            TELEGRAM_RATE="4",
+            ZALO_RATE="4",
+        )
         text_file = tmp_path / "thongbao.txt"
         text_file.write_text(TEXT, encoding="utf-8")
         created = subprocess.run(
@@ -114,14 +106,7 @@ def test_kill_minus_nine_mid_broadcast(nlu_url: str, tmp_path: Path, moment: str
         log = stack.enter_context((tmp_path / "run.log").open("a"))  # kept for failures
 
         def start() -> subprocess.Popen[str]:
-            return subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "run"],
-                cwd=tmp_path,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
+            return start_run(tmp_path, env, log)
 
         process = start()
         try:

@@ -15,7 +15,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,9 +26,8 @@ from sqlalchemy import select
 
 from bot.db import InboxEvent, create_db_engine
 from bot.nlu_service import free_port
-from bot.settings import PROJECT_ROOT
 from tests.fakes import FakeTelegram
-from tests.processes import wait_until
+from tests.processes import run_env, start_run, wait_until
 
 BURST = 120
 QUESTION = "HTX cần tối thiểu bao nhiêu thành viên?"
@@ -65,36 +63,22 @@ def test_kill_minus_nine_during_a_burst_loses_no_acknowledged_update(
     database = tmp_path / "bot.db"
     port = free_port()
     with contextlib.ExitStack() as stack, FakeTelegram(tokens=(token,)) as fake:
-        env = {
-            **{
-                k: v
-                for k, v in os.environ.items()
-                if not k.startswith(("TELEGRAM_", "ZALO_", "WEB_", "DATABASE_", "INBOX_"))
-            },
-            "NLU_URL": nlu_url,
-            "DATABASE_URL": f"sqlite:///{database}",
-            "TELEGRAM_BOT_TOKEN": token,
-            "TELEGRAM_BASE_URL": fake.base_url,
-            "WEB_PORT": str(port),
-            "INBOX_LEASE_SECONDS": "3",
-            "INBOX_SWEEP_SECONDS": "0.5",
-            "REMINDERS_ENABLED": "false",
-            "LOG_LEVEL": "WARNING",
-            "PYTHONPATH": str(PROJECT_ROOT),
-        }
+        env = run_env(
+            NLU_URL=nlu_url,
+            DATABASE_URL=f"sqlite:///{database}",
+            TELEGRAM_BOT_TOKEN=token,
+            TELEGRAM_BASE_URL=fake.base_url,
+            WEB_PORT=str(port),
+            INBOX_LEASE_SECONDS="3",
+            INBOX_SWEEP_SECONDS="0.5",
+            REMINDERS_ENABLED="false",
+        )
         if mode == "webhook":
             env["TELEGRAM_WEBHOOK_URL"] = f"http://127.0.0.1:{port}/telegram"
         log = stack.enter_context((tmp_path / "run.log").open("a"))
 
         def start() -> subprocess.Popen[str]:
-            return subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "run"],
-                cwd=tmp_path,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
+            return start_run(tmp_path, env, log)
 
         def state() -> str:
             return f"inbox {Counter(_inbox(database).values())}; see {tmp_path / 'run.log'}"

@@ -18,7 +18,6 @@ import datetime as dt
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -30,13 +29,12 @@ from sqlalchemy.engine import Engine
 from bot.broadcasts import BroadcastStore, Segment
 from bot.db import OutboxMessage, SchedulerState, upgrade_db
 from bot.members import MemberStore
-from bot.settings import PROJECT_ROOT
 from scheduler.leader import LEADER_STATE
 from scheduler.outbox import Outbox
 from scheduler.training import SessionDraft, TrainingStore
 from tests.conftest import _drop_everything, postgres_engine
 from tests.fakes import FakeTelegram
-from tests.processes import wait_until
+from tests.processes import run_env, start_run, wait_until
 
 BOT_A, BOT_B = "333333:bot-a-token", "444444:bot-b-token"
 TEXT = "Liên minh HTX tỉnh thông báo: hạn nộp báo cáo tài chính năm 2026."
@@ -112,34 +110,20 @@ def test_two_processes_two_bots_each_member_reached_once_by_their_own_bot(
         url = engine.url.render_as_string(hide_password=False)
 
         def start(token: str) -> subprocess.Popen[str]:
-            env = {
-                **{
-                    k: v
-                    for k, v in os.environ.items()
-                    if not k.startswith(("TELEGRAM_", "ZALO_", "WEB_", "OUTBOX_", "DATABASE_"))
-                },
-                "NLU_URL": nlu_url,
-                "DATABASE_URL": url,
-                "TELEGRAM_BOT_TOKEN": token,
-                "TELEGRAM_BASE_URL": fake.base_url,
-                "WEB_PORT": "0",
-                "OUTBOX_POLL_SECONDS": "0.2",
-                "OUTBOX_CONCURRENCY": "1",
-                "OUTBOX_LEASE_SECONDS": "3",
-                "SCHEDULER_LEADER_RETRY_SECONDS": "0.5",
-                "TELEGRAM_RATE": "2",
-                "LOG_LEVEL": "WARNING",
-                "PYTHONPATH": str(PROJECT_ROOT),
-            }
-            log = stack.enter_context((tmp_path / f"run-{token[:6]}.log").open("a"))
-            return subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "run"],
-                cwd=tmp_path,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                text=True,
+            env = run_env(
+                NLU_URL=nlu_url,
+                DATABASE_URL=url,
+                TELEGRAM_BOT_TOKEN=token,
+                TELEGRAM_BASE_URL=fake.base_url,
+                WEB_PORT="0",
+                OUTBOX_POLL_SECONDS="0.2",
+                OUTBOX_CONCURRENCY="1",
+                OUTBOX_LEASE_SECONDS="3",
+                SCHEDULER_LEADER_RETRY_SECONDS="0.5",
+                TELEGRAM_RATE="2",
             )
+            log = stack.enter_context((tmp_path / f"run-{token[:6]}.log").open("a"))
+            return start_run(tmp_path, env, log)
 
         def state() -> str:
             return (
