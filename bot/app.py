@@ -123,7 +123,7 @@ class TelegramChannel:
     def __init__(self, settings: Settings, conversation: Conversation, engine: Engine) -> None:
         """Builds the Application and the inbox (nothing runs until ``start``)."""
         assert settings.telegram_bot_token is not None
-        self.bot_id = settings.telegram_bot_token.get_secret_value().split(":", 1)[0]
+        self.bot_id = str(settings.bot_accounts[TELEGRAM])
         self.webhook_url = settings.telegram_webhook_url
         self.secret = (
             derived_secret(

@@ -23,11 +23,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from bot.broadcasts import BroadcastStore, Segment
-from bot.db import OutboxMessage, SchedulerState, upgrade_db
+from bot.db import SchedulerState, upgrade_db
 from bot.members import MemberStore
 from scheduler.leader import LEADER_STATE
 from scheduler.outbox import Outbox
@@ -43,13 +43,7 @@ SESSION_TITLE = "Kê khai thuế điện tử cho HTX"
 
 
 def _statuses(engine: Engine) -> Counter[str]:
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(OutboxMessage.status, func.count())
-            .where(OutboxMessage.kind == "broadcast")
-            .group_by(OutboxMessage.status)
-        ).all()
-    return Counter({status: count for status, count in rows})
+    return Counter(Outbox(engine).counts(kind="broadcast"))
 
 
 def _leader(engine: Engine) -> str | None:
@@ -69,13 +63,7 @@ def _received(fake: FakeTelegram, text: str = TEXT) -> Counter[tuple[str, str]]:
 
 
 def _reminders(engine: Engine) -> Counter[str]:
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(OutboxMessage.status, func.count())
-            .where(OutboxMessage.kind == "session", OutboxMessage.slot == "1d")
-            .group_by(OutboxMessage.status)
-        ).all()
-    return Counter({status: count for status, count in rows})
+    return Counter(Outbox(engine).counts(kind="session", slot="1d"))
 
 
 def test_two_processes_two_bots_each_member_reached_once_by_their_own_bot(

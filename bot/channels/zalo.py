@@ -199,7 +199,7 @@ class ZaloChannel:
         assert settings.zalo_bot_token is not None
         token = settings.zalo_bot_token.get_secret_value()
         self.client = ZaloClient(token, settings.zalo_api_base)
-        self.bot_id = token.split(":", 1)[0][:64]  # the bot's id, never the token
+        self.bot_id = str(settings.bot_accounts[CHANNEL])  # the bot's id, never the token
         self.webhook_url = str(settings.zalo_webhook_url) if settings.zalo_webhook_url else None
         self.secret = (
             derived_secret(settings.zalo_webhook_secret, settings.zalo_bot_token, "zalo")
