@@ -114,8 +114,7 @@ class WebChat:
         self._pushes = pushes
         self._gate = _Floodgate(limits or WebLimits())
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
-        self._waiting: dict[str, asyncio.Event] = {}
-        self._event_users: dict[str, int] = {}
+        self._waiting: dict[str, set[asyncio.Event]] = {}  # the polls waiting now, by session
         self._waiters = 0
         self._ids = itertools.count(1)
         self._closing = False
@@ -193,8 +192,8 @@ class WebChat:
             return {"replies": replies}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        arrived = self._waiting.setdefault(session_id, asyncio.Event())
-        self._event_users[session_id] = self._event_users.get(session_id, 0) + 1
+        arrived = asyncio.Event()  # this poll's own wake-up (a session may have several tabs)
+        self._waiting.setdefault(session_id, set()).add(arrived)
         self._waiters += 1
         try:
             while not replies and not self._closing:
@@ -207,31 +206,24 @@ class WebChat:
                 replies = await asyncio.to_thread(self._pushes.take, session_id)
         finally:
             self._waiters -= 1
-            self._release(session_id, arrived)
-        return {"replies": replies}
-
-    def _release(self, session_id: str, arrived: asyncio.Event) -> None:
-        # Several tabs of one session may wait on the same event; it is dropped when none does.
-        users = self._event_users.get(session_id, 0) - 1
-        if users <= 0:
-            self._event_users.pop(session_id, None)
-            if self._waiting.get(session_id) is arrived:
+            polls = self._waiting[session_id]
+            polls.discard(arrived)
+            if not polls:
                 del self._waiting[session_id]
-        else:
-            self._event_users[session_id] = users
+        return {"replies": replies}
 
     def close(self) -> None:
         """Ends every waiting long poll at once (on shutdown); later polls return at once."""
         self._closing = True
-        for arrived in self._waiting.values():
-            arrived.set()
+        for polls in self._waiting.values():
+            for arrived in polls:
+                arrived.set()
 
     async def send(self, chat_id: str, reply: Reply) -> str | None:
         """Stores a reply for the session's page and wakes its poll (the ``web`` sender)."""
         message = self._to_json(reply)
         row_id = await asyncio.to_thread(self._pushes.add, chat_id, message)
-        arrived = self._waiting.get(chat_id)
-        if arrived is not None:
+        for arrived in self._waiting.get(chat_id, ()):
             arrived.set()
         return f"p{row_id}"
 
