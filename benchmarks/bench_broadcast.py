@@ -40,12 +40,12 @@ from benchmarks.bench_reminders import (
     postgres_database,
     sqlite_database,
 )
-from bot.broadcasts import BroadcastStore, Segment
-from bot.db import OutboxMessage, create_db_engine, upgrade_db
-from bot.nlu_service import NLUService
+from bot.nlu_model.service import NLUService
 from bot.settings import PROJECT_ROOT, load_settings
+from bot.store.broadcasts import BroadcastStore, Segment
+from bot.store.db import OutboxMessage, create_db_engine, upgrade_db
+from bot.store.outbox import Outbox
 from nlu.build import current_model
-from scheduler.outbox import Outbox
 from tests.fakes import FakeTelegram
 from tests.processes import stop
 

@@ -47,7 +47,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.nlu_service import NLUService, free_port
+from bot.nlu_model.service import NLUService, free_port
 from bot.settings import PROJECT_ROOT, load_settings
 from nlu.build import TEST_DIR, current_model, load_examples
 from tests.fakes import FakeTelegram, FakeZalo, ZaloCall

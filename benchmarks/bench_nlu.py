@@ -24,12 +24,12 @@ from pathlib import Path
 import psutil
 from pydantic import SecretStr
 
-from bot.letter_eval import run_letters, summary
-from bot.nlu_eval import predict_split
-from bot.nlu_service import NLUEndpoint, NLUService
-from bot.questions import extract
+from bot.answers.letters import run_letters, summary
+from bot.answers.questions import extract
+from bot.cli.context import answer_service
+from bot.nlu_model.evaluation import predict_split
+from bot.nlu_model.service import NLUEndpoint, NLUService
 from bot.settings import PROJECT_ROOT, load_settings
-from bot.wiring import answer_service
 from knowledge.base import CHITCHAT_INTENTS, OUT_OF_SCOPE_INTENT, load_knowledge_base
 from knowledge.law.check import check_all
 from knowledge.law.corpus import LegalCorpus

@@ -37,11 +37,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_chat import percentile
-from bot.db import create_db_engine, upgrade_db
-from bot.model_registry import ModelRegistry
-from bot.nlu_service import free_port
-from bot.review import ReviewLog, ReviewQueue
+from bot.nlu_model.registry import ModelRegistry
+from bot.nlu_model.review_queue import ReviewLog, ReviewQueue
+from bot.nlu_model.service import free_port
 from bot.settings import PROJECT_ROOT, load_settings
+from bot.store.db import create_db_engine, upgrade_db
 from nlu.build import TRAIN_DIR, current_model, load_examples
 from tests.processes import stop
 from tests.question_stream import Sent, Stream
@@ -152,7 +152,7 @@ def swaps_in_log(log_path: Path) -> list[tuple[float, float]]:
     """(moment in monotonic seconds, milliseconds taken) of each hot swap the assistant logged."""
     offset = time.monotonic() - time.time()
     found = []
-    pattern = r"^(\S+ \S+) INFO bot.model_swap: NLU model .* swapped in after (\d+) ms"
+    pattern = r"^(\S+ \S+) INFO bot.nlu_model.swap: NLU model .* swapped in after (\d+) ms"
     for stamp, ms in re.findall(pattern, log_path.read_text(encoding="utf-8"), re.M):
         moment = dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
         found.append((moment + offset, float(ms)))

@@ -24,10 +24,10 @@ from collections import Counter
 from typing import Any
 
 from bot.answers import AnswerService, LetterPolicy
-from bot.letter_eval import LetterResult, run_letters, summary
-from bot.nlu_client import ParseResult
+from bot.answers.letters import LetterResult, run_letters, summary
+from bot.cli.context import answer_service
+from bot.nlu_model.client import ParseResult
 from bot.settings import load_settings
-from bot.wiring import answer_service
 from nlu.letters import load_letters
 
 GRID: dict[str, tuple[Any, ...]] = {

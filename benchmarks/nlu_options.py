@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from bot.nlu_eval import predict_with_model
+from bot.nlu_model.evaluation import predict_with_model
 from bot.settings import load_settings
 from nlu.build import CONFIG_PATH, train_model
 from nlu.evaluate import evaluate, split_by_spelling

@@ -12,8 +12,8 @@ import asyncio
 import sys
 
 from bot.answers import AnswerService
-from bot.nlu_client import NLUClient, ParseResult
-from bot.nlu_service import NLUService, pick_model
+from bot.nlu_model.client import NLUClient, ParseResult
+from bot.nlu_model.service import NLUService, pick_model
 from bot.settings import load_settings
 from knowledge.base import CHITCHAT_INTENTS, OUT_OF_SCOPE_INTENT, load_knowledge_base
 from knowledge.search import KnowledgeSearch

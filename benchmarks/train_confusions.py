@@ -16,8 +16,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from bot.nlu_eval import predict
-from bot.nlu_service import NLUService
+from bot.nlu_model.evaluation import predict
+from bot.nlu_model.service import NLUService
 from bot.settings import load_settings
 from nlu.build import (
     CONFIG_PATH,

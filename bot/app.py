@@ -43,35 +43,35 @@ from telegram.error import Forbidden, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import Application, ContextTypes, Defaults
 
 from bot.answers import AnswerService
-from bot.broadcasts import BroadcastStore
-from bot.channels.telegram import CHANNEL as TELEGRAM
-from bot.channels.telegram import TelegramSender, retry_seconds
-from bot.channels.telegram_update import TelegramUpdate, invalid_field
-from bot.channels.webchat import CHANNEL as WEB
-from bot.channels.webchat import WebChat, WebChatError, WebLimits
+from bot.channels.telegram.render import CHANNEL as TELEGRAM
+from bot.channels.telegram.render import TelegramSender, retry_seconds
+from bot.channels.telegram.updates import BotContext, BotServices, register_handlers
+from bot.channels.telegram.validation import TelegramUpdate, invalid_field
+from bot.channels.webchat.chat import CHANNEL as WEB
+from bot.channels.webchat.chat import WebChat, WebChatError, WebLimits
 from bot.channels.webhooks import checked_body, derived_secret, read_body
-from bot.channels.zalo import CHANNEL as ZALO
-from bot.channels.zalo import ZaloChannel
+from bot.channels.zalo.channel import CHANNEL as ZALO
+from bot.channels.zalo.channel import ZaloChannel
 from bot.conversation import Conversation, StaffDesk
-from bot.db import create_db_engine, upgrade_db
-from bot.handlers.telegram import BotContext, BotServices, register_handlers
-from bot.handovers import HandoverStore
-from bot.inbox import InboxRow, InboxWorker
-from bot.members import MemberStore
-from bot.message_log import MessageLogStore
+from bot.handlers.review import ReviewChat
 from bot.metrics import CONTENT_TYPE, Metrics
-from bot.model_registry import ModelRegistry
-from bot.model_swap import ModelKeeper, serving_model
-from bot.nlu_client import NLUClient
-from bot.nlu_service import ensure_nlu_service
+from bot.nlu_model.client import NLUClient
+from bot.nlu_model.registry import ModelRegistry
+from bot.nlu_model.retrain import ChatRetrain
+from bot.nlu_model.review_queue import ReviewLog, ReviewQueue
+from bot.nlu_model.service import ensure_nlu_service
+from bot.nlu_model.swap import ModelKeeper, serving_model
 from bot.profile import load_profile_options
-from bot.pushes import PushStore
-from bot.retrain import ChatRetrain
-from bot.review import ReviewLog, ReviewQueue
-from bot.review_chat import ReviewChat
 from bot.sending import Senders
 from bot.settings import Settings
-from bot.subscriptions import SubscriptionStore
+from bot.store.broadcasts import BroadcastStore
+from bot.store.db import create_db_engine, upgrade_db
+from bot.store.handovers import HandoverStore
+from bot.store.inbox import InboxRow, InboxWorker
+from bot.store.members import MemberStore
+from bot.store.messages import MessageLogStore
+from bot.store.pushes import PushStore
+from bot.store.subscriptions import SubscriptionStore
 from knowledge.base import load_knowledge_base
 from knowledge.law.corpus import LegalCorpus
 from knowledge.search import KnowledgeSearch
@@ -83,7 +83,7 @@ __all__ = ["Runtime", "TelegramChannel", "create_web_app", "running_app", "serve
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).resolve().parent / "channels" / "webchat_static"
+STATIC_DIR = Path(__file__).resolve().parent / "channels" / "webchat" / "static"
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'; "

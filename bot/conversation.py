@@ -29,19 +29,19 @@ from bot.answers import (
     quote_button,
     render_entry,
 )
-from bot.broadcast_chat import BroadcastChat
-from bot.broadcasts import BroadcastStore
-from bot.handovers import HandoverStore
-from bot.law_chat import LawChat
-from bot.members import LastAdminError, MemberInfo, MemberStore
-from bot.message_log import MessageLogStore
+from bot.handlers.broadcast import BroadcastChat
+from bot.handlers.law import LawChat
+from bot.handlers.review import ReviewChat
+from bot.handlers.training import TrainingChat
 from bot.profile import PROFILE_STEPS, ProfileOptions, ProfileStep
 from bot.replies import Button, Reply, shorten
-from bot.review_chat import ReviewChat
-from bot.roles import ROLE_LABELS, STAFF_ROLES, parse_person, parse_role
 from bot.sending import RecipientBlocked, SendError, Senders
-from bot.subscriptions import SubscriptionStore
-from bot.training_chat import TrainingChat
+from bot.store.broadcasts import BroadcastStore
+from bot.store.handovers import HandoverStore
+from bot.store.members import LastAdminError, MemberInfo, MemberStore
+from bot.store.messages import MessageLogStore
+from bot.store.roles import ROLE_LABELS, STAFF_ROLES, parse_person, parse_role
+from bot.store.subscriptions import SubscriptionStore
 from knowledge.base import Entry, KnowledgeBase
 from nlu.textnorm import strip_invisible
 from scheduler.deadlines import Rule, due_dates

@@ -20,7 +20,7 @@ import holidays
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from bot.members import PROFILE_FIELDS
+from bot.store.members import PROFILE_FIELDS
 from knowledge.law.references import Reference
 from knowledge.law.register import Register, load_register
 

@@ -20,7 +20,7 @@ from typing import Final
 from sqlalchemy import delete, insert, text
 from sqlalchemy.engine import Connection, Engine
 
-from bot.db import SchedulerState, utcnow
+from bot.store.db import SchedulerState, utcnow
 
 __all__ = ["LEADER_STATE", "Leadership"]
 

@@ -24,9 +24,9 @@ from sqlalchemy import DateTime, Integer, Select, String, literal, or_, select, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from bot.db import Member, ReminderSubscription, SchedulerState, utcnow
+from bot.store.db import Member, ReminderSubscription, SchedulerState, utcnow
+from bot.store.outbox import DEADLINE, Outbox, aware
 from scheduler.deadlines import Due, Rule, due_dates, format_date
-from scheduler.outbox import DEADLINE, Outbox, aware
 
 __all__ = ["VIETNAM", "DeadlinePlanner", "PlanResult", "Slot", "deadline_slots"]
 

@@ -37,8 +37,11 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.engine import Engine
 
-from bot.broadcasts import BROADCAST, render_broadcast
-from bot.db import (
+from bot.profile import ProfileOptions
+from bot.replies import Button, Reply
+from bot.sending import ChannelUnavailable, RateLimited, RecipientBlocked, SendError, Senders
+from bot.store.broadcasts import BROADCAST, render_broadcast
+from bot.store.db import (
     Broadcast,
     Member,
     OutboxMessage,
@@ -46,15 +49,12 @@ from bot.db import (
     TrainingRegistration,
     utcnow,
 )
-from bot.inbox import prune_inbox
-from bot.members import PROFILE_FIELDS
-from bot.profile import ProfileOptions
-from bot.pushes import PushStore
-from bot.replies import Button, Reply
-from bot.sending import ChannelUnavailable, RateLimited, RecipientBlocked, SendError, Senders
+from bot.store.inbox import prune_inbox
+from bot.store.members import PROFILE_FIELDS
+from bot.store.outbox import DEADLINE, SESSION, SESSION_CHANGE, Outbox, OutboxItem, aware
+from bot.store.pushes import PushStore
 from scheduler.deadlines import Rule, due_dates, format_date
 from scheduler.leader import Leadership
-from scheduler.outbox import DEADLINE, SESSION, SESSION_CHANGE, Outbox, OutboxItem, aware
 from scheduler.planner import VIETNAM, DeadlinePlanner, PlanResult
 from scheduler.training import SessionInfo, TrainingStore, describe, format_moment
 

@@ -46,9 +46,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from bot.db import Member, TrainingRegistration, TrainingSession, utcnow
+from bot.store.db import Member, TrainingRegistration, TrainingSession, utcnow
+from bot.store.outbox import SESSION, SESSION_CHANGE, Outbox, aware
 from nlu.textnorm import strip_invisible
-from scheduler.outbox import SESSION, SESSION_CHANGE, Outbox, aware
 
 __all__ = [
     "REMINDER_SLOTS",

@@ -12,9 +12,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from bot.db import Base, create_db_engine, upgrade_db
-from bot.nlu_service import NLUService
+from bot.nlu_model.service import NLUService
 from bot.settings import Settings
+from bot.store.db import Base, create_db_engine, upgrade_db
 from nlu.build import current_model, train_model
 from tests.running_bot import RunningBot
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from bot.answers import AnswerKind, AnswerService
-from bot.nlu_client import NLUClient
+from bot.nlu_model.client import NLUClient
 from knowledge.base import load_knowledge_base
 from knowledge.search import KnowledgeSearch
 from nlu.build import TRAIN_DIR, load_examples

@@ -10,11 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.answers import AnswerKind, AnswerService
-from bot.db import ReviewQuestion
-from bot.nlu_client import NLUClient
-from bot.nlu_service import free_port
-from bot.review import ReviewLog
+from bot.nlu_model.client import NLUClient
+from bot.nlu_model.review_queue import ReviewLog
+from bot.nlu_model.service import free_port
 from bot.settings import Settings
+from bot.store.db import ReviewQuestion
 from knowledge.base import load_knowledge_base
 from knowledge.search import KnowledgeSearch
 from nlu.build import TRAIN_DIR, load_examples

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from bot.broadcasts import BroadcastStore
-from bot.db import Broadcast, OutboxMessage
-from bot.members import ROLES, MemberStore
-from scheduler.outbox import Outbox
+from bot.store.broadcasts import BroadcastStore
+from bot.store.db import Broadcast, OutboxMessage
+from bot.store.members import ROLES, MemberStore
+from bot.store.outbox import Outbox
 from tests.test_broadcasts import people
 from tests.test_conversation import payloads, say
 from tests.test_roles import UNKNOWN, set_role

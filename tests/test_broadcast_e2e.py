@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.broadcasts import BroadcastStore, Segment
-from bot.db import OutboxMessage, create_db_engine, upgrade_db
-from bot.members import MemberStore
-from scheduler.outbox import Outbox
+from bot.store.broadcasts import BroadcastStore, Segment
+from bot.store.db import OutboxMessage, create_db_engine, upgrade_db
+from bot.store.members import MemberStore
+from bot.store.outbox import Outbox
 from tests.conftest import bot_settings
 from tests.fakes import FakeTelegram, FakeZalo
 from tests.processes import run_env, start_run, wait_until
@@ -58,7 +58,7 @@ def _received(fake: Any) -> Counter[str]:
 @pytest.mark.parametrize("moment", ["between-sends", "send-in-flight"])
 def test_kill_minus_nine_mid_broadcast(nlu_url: str, tmp_path: Path, moment: str):
     tg_token, zalo_token = f"99{len(moment)}01:broadcast-tg", f"99{len(moment)}0200:bc-zalo"
-    database = tmp_path / "bot.db"
+    database = tmp_path / "bot.store.db"
     engine = create_db_engine(f"sqlite:///{database}")
     upgrade_db(engine)
     members = MemberStore(engine)
@@ -154,7 +154,7 @@ def test_kill_minus_nine_mid_broadcast(nlu_url: str, tmp_path: Path, moment: str
 
 def test_429_is_honoured_and_a_blocked_member_is_never_retried(nlu_url: str, tmp_path: Path):
     token = "990777:broadcast-429"
-    database = tmp_path / "bot.db"
+    database = tmp_path / "bot.store.db"
     engine = create_db_engine(f"sqlite:///{database}")
     upgrade_db(engine)
     members = MemberStore(engine)

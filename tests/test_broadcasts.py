@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
-from bot.broadcasts import MAX_TEXT, BroadcastError, BroadcastStore, Segment
-from bot.db import Broadcast, Member, OutboxMessage, create_db_engine, upgrade_db
-from bot.members import MemberStore
 from bot.profile import load_profile_options
 from bot.sending import RateLimited, RecipientBlocked, SendError, Senders
-from bot.subscriptions import SubscriptionStore
-from scheduler.outbox import Outbox
+from bot.store.broadcasts import MAX_TEXT, BroadcastError, BroadcastStore, Segment
+from bot.store.db import Broadcast, Member, OutboxMessage, create_db_engine, upgrade_db
+from bot.store.members import MemberStore
+from bot.store.outbox import Outbox
+from bot.store.subscriptions import SubscriptionStore
 from scheduler.reminders import ReminderService
 from tests.processes import coopbot
 from tests.test_reminders import Clock, Recorder, vn

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.cli import read_batch
-from bot.db import ReviewQuestion, create_db_engine
-from bot.nlu_service import free_port
+from bot.nlu_model.service import free_port
+from bot.store.db import ReviewQuestion, create_db_engine
 from tests.processes import COOPBOT, coopbot
 
 KEYS = {"text", "intent", "confidence", "entry_id", "answer", "sources", "fallback"}

@@ -11,14 +11,14 @@ from sqlalchemy.orm import Session
 
 from bot.answers import AnswerService
 from bot.conversation import APOLOGY, Conversation, Incoming, StaffDesk
-from bot.db import Member, MessageLog
-from bot.handovers import HandoverStore
-from bot.members import MemberStore
-from bot.message_log import MessageLogStore
 from bot.profile import load_profile_options
 from bot.replies import Reply
 from bot.sending import RecipientBlocked, Senders
-from bot.subscriptions import SubscriptionStore
+from bot.store.db import Member, MessageLog
+from bot.store.handovers import HandoverStore
+from bot.store.members import MemberStore
+from bot.store.messages import MessageLogStore
+from bot.store.subscriptions import SubscriptionStore
 from knowledge.base import load_knowledge_base
 from knowledge.search import KnowledgeSearch
 from nlu.build import TRAIN_DIR, load_examples

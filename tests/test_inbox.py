@@ -8,8 +8,8 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from bot.db import InboxEvent
-from bot.inbox import MAX_ATTEMPTS, Inbox, InboxRow, InboxWorker, prune_inbox
+from bot.store.db import InboxEvent
+from bot.store.inbox import MAX_ATTEMPTS, Inbox, InboxRow, InboxWorker, prune_inbox
 
 
 class Clock:

@@ -24,8 +24,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.db import InboxEvent, create_db_engine
-from bot.nlu_service import free_port
+from bot.nlu_model.service import free_port
+from bot.store.db import InboxEvent, create_db_engine
 from tests.fakes import FakeTelegram
 from tests.processes import run_env, start_run, wait_until
 
@@ -60,7 +60,7 @@ def test_kill_minus_nine_during_a_burst_loses_no_acknowledged_update(
     nlu_url: str, tmp_path: Path, mode: str
 ):
     token = f"5{len(mode)}0077:inbox-burst"
-    database = tmp_path / "bot.db"
+    database = tmp_path / "bot.store.db"
     port = free_port()
     with contextlib.ExitStack() as stack, FakeTelegram(tokens=(token,)) as fake:
         env = run_env(

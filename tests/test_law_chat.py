@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 from bot.answers import render_entry
-from bot.law_chat import PAGE_CHARS, paginate
+from bot.handlers.law import PAGE_CHARS, paginate
 from knowledge.base import load_knowledge_base
 from knowledge.law.check import check_all
 from knowledge.law.corpus import LegalCorpus

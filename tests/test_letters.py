@@ -11,11 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.answers import AnswerKind, AnswerService
-from bot.db import ReviewQuestion
-from bot.nlu_client import NLUClient
-from bot.questions import extract, is_letter
-from bot.review import ReviewLog
+from bot.answers.questions import extract, is_letter
+from bot.nlu_model.client import NLUClient
+from bot.nlu_model.review_queue import ReviewLog
 from bot.settings import Settings
+from bot.store.db import ReviewQuestion
 from knowledge.base import load_knowledge_base
 from knowledge.domain import default_gate
 from knowledge.law.corpus import default_corpus

@@ -9,9 +9,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
-from bot.db import create_db_engine
-from bot.inbox import Inbox
 from bot.settings import Settings
+from bot.store.db import create_db_engine
+from bot.store.inbox import Inbox
 from tests.conftest import bot_settings
 from tests.running_bot import RunningBot
 
@@ -29,7 +29,7 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def test_metrics_need_the_token_and_count_questions_queues_and_the_model(
     nlu_url: str, nlu_model: Path, tmp_path: Path
 ):
-    database = tmp_path / "bot.db"
+    database = tmp_path / "bot.store.db"
     settings = bot_settings(nlu_url, database, metrics_enabled=True, metrics_token=TOKEN)
     with RunningBot(settings) as bot, httpx.Client(base_url=bot.url, timeout=30) as client:
         for text in ("htx can toi thieu bao nhieu thanh vien", "xin chào"):

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.model_registry import ModelRegistry, RegistryError, RetrainBusy
-from bot.model_swap import serving_model
-from bot.nlu_client import SwapGate
-from bot.retrain import Scores, compare
+from bot.nlu_model.client import SwapGate
+from bot.nlu_model.registry import ModelRegistry, RegistryError, RetrainBusy
+from bot.nlu_model.retrain import Scores, compare
+from bot.nlu_model.swap import serving_model
 from nlu.evaluate import Prediction, evaluate
 
 

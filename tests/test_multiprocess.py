@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from bot.broadcasts import BroadcastStore, Segment
-from bot.db import Member, OutboxMessage, SchedulerState, upgrade_db
-from bot.members import MemberStore
+from bot.store.broadcasts import BroadcastStore, Segment
+from bot.store.db import Member, OutboxMessage, SchedulerState, upgrade_db
+from bot.store.members import MemberStore
+from bot.store.outbox import Outbox
 from scheduler.leader import LEADER_STATE, Leadership
-from scheduler.outbox import Outbox
 from tests.conftest import _drop_everything, postgres_engine
 
 

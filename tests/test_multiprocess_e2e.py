@@ -26,11 +26,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from bot.broadcasts import BroadcastStore, Segment
-from bot.db import SchedulerState, upgrade_db
-from bot.members import MemberStore
+from bot.store.broadcasts import BroadcastStore, Segment
+from bot.store.db import SchedulerState, upgrade_db
+from bot.store.members import MemberStore
+from bot.store.outbox import Outbox
 from scheduler.leader import LEADER_STATE
-from scheduler.outbox import Outbox
 from scheduler.training import SessionDraft, TrainingStore
 from tests.conftest import _drop_everything, postgres_engine
 from tests.fakes import FakeTelegram

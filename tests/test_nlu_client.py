@@ -7,14 +7,14 @@ import asyncio
 import httpx
 import pytest
 
-from bot.nlu_client import (
+from bot.nlu_model.client import (
     NLUAuthError,
     NLUClient,
     NLUResponseError,
     NLUTimeout,
     NLUUnavailable,
 )
-from bot.nlu_service import free_port
+from bot.nlu_model.service import free_port
 
 PARSE = {
     "text": "htx",

@@ -20,10 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.db import create_db_engine, upgrade_db
-from bot.model_registry import ModelRegistry
-from bot.nlu_service import CHILDREN_DIR, _started, end_stale_children
+from bot.nlu_model.registry import ModelRegistry
+from bot.nlu_model.service import CHILDREN_DIR, _started, end_stale_children
 from bot.settings import PROJECT_ROOT
+from bot.store.db import create_db_engine, upgrade_db
 from tests.conftest import bot_settings
 from tests.processes import wait_until
 from tests.running_bot import RunningBot
@@ -54,7 +54,7 @@ def _ask(url: str) -> dict:
 def test_answers_come_back_from_the_model_after_its_deletion(
     nlu_url: str, nlu_model: Path, tmp_path: Path
 ):
-    database = tmp_path / "bot.db"
+    database = tmp_path / "bot.store.db"
     engine = create_db_engine(f"sqlite:///{database}")
     upgrade_db(engine)
     ModelRegistry(engine, nlu_model.parent).register_existing(nlu_model, "test")
@@ -85,7 +85,7 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from bot.nlu_service import NLUService
+    from bot.nlu_model.service import NLUService
     from bot.settings import Settings
     service = NLUService(Settings(_env_file=None), Path(sys.argv[1]))
     service.start()
@@ -183,7 +183,7 @@ def test_a_killed_nlu_child_is_started_again_and_answers_come_back(nlu_model: Pa
     token = "child-token-0123456789"
     settings = bot_settings(
         "http://127.0.0.1:9",  # nothing there: the assistant starts its own child
-        tmp_path / "bot.db",
+        tmp_path / "bot.store.db",
         nlu_token=token,
         model_dir=nlu_model.parent,
         nlu_model_poll_seconds=0.5,

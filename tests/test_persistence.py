@@ -10,10 +10,18 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from bot.db import Base, Handover, Member, MessageLog, current_revision, downgrade_db, upgrade_db
-from bot.handovers import HandoverStore
-from bot.members import MemberStore
-from bot.message_log import MessageLogStore
+from bot.store.db import (
+    Base,
+    Handover,
+    Member,
+    MessageLog,
+    current_revision,
+    downgrade_db,
+    upgrade_db,
+)
+from bot.store.handovers import HandoverStore
+from bot.store.members import MemberStore
+from bot.store.messages import MessageLogStore
 
 TABLES = {
     "members",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.ratelimit import KeyedBuckets, TokenBucket
+from bot.channels.ratelimit import KeyedBuckets, TokenBucket
 
 
 class Clock:

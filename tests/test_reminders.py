@@ -19,20 +19,20 @@ import time_machine
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
-from bot.db import (
+from bot.replies import Reply
+from bot.sending import RateLimited, RecipientBlocked, Senders
+from bot.store.db import (
     APSCHEDULER_JOBS,
     InboxEvent,
     Member,
     OutboxMessage,
     TrainingRegistration,
 )
-from bot.inbox import Inbox
-from bot.members import MemberStore
-from bot.replies import Reply
-from bot.sending import RateLimited, RecipientBlocked, Senders
-from bot.subscriptions import SubscriptionStore
+from bot.store.inbox import Inbox
+from bot.store.members import MemberStore
+from bot.store.outbox import Outbox
+from bot.store.subscriptions import SubscriptionStore
 from scheduler.deadlines import load_rules
-from scheduler.outbox import Outbox
 from scheduler.planner import DeadlinePlanner, deadline_slots
 from scheduler.reminders import ReminderService
 from scheduler.training import Registration, SessionDraft, TrainingStore

@@ -22,12 +22,12 @@ import time_machine
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from bot.db import OutboxMessage, create_db_engine, upgrade_db
-from bot.members import MemberStore
 from bot.settings import PROJECT_ROOT
-from bot.subscriptions import SubscriptionStore
+from bot.store.db import OutboxMessage, create_db_engine, upgrade_db
+from bot.store.members import MemberStore
+from bot.store.outbox import Outbox
+from bot.store.subscriptions import SubscriptionStore
 from scheduler.deadlines import load_rules
-from scheduler.outbox import Outbox
 from scheduler.planner import DeadlinePlanner
 from scheduler.training import SessionDraft, TrainingStore
 from tests.conftest import bot_settings
@@ -56,7 +56,7 @@ def _sent(fake: Any) -> list[Any]:
 def test_deadline_reminders_reach_both_channels_exactly_once_across_a_restart(
     nlu_url: str, tmp_path: Path
 ):
-    database = tmp_path / "bot.db"
+    database = tmp_path / "bot.store.db"
     engine = create_db_engine(f"sqlite:///{database}")
     upgrade_db(engine)
     # Reminders were planned up to the start of 13/01; the 08:00 slot is next.
@@ -118,7 +118,7 @@ def test_deadline_reminders_reach_both_channels_exactly_once_across_a_restart(
 def test_kill_minus_nine_mid_delivery_neither_repeats_nor_loses_a_reminder(
     nlu_url: str, tmp_path: Path
 ):
-    database = tmp_path / "bot.db"
+    database = tmp_path / "bot.store.db"
     engine = create_db_engine(f"sqlite:///{database}")
     upgrade_db(engine)
     members = MemberStore(engine)
@@ -203,7 +203,7 @@ ZALO_SOLO = "8800040000:reminders-zalo-seat"
 
 
 def test_a_zalo_member_takes_a_seat_by_number_and_is_reminded(nlu_url: str, tmp_path: Path):
-    database = tmp_path / "bot.db"
+    database = tmp_path / "bot.store.db"
     engine = create_db_engine(f"sqlite:///{database}")
     upgrade_db(engine)
     with FakeZalo(tokens=(ZALO_SOLO,)) as zalo:

@@ -19,12 +19,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.db import Member, MessageLog, create_db_engine, upgrade_db
-from bot.members import MemberStore
-from bot.model_registry import ModelRegistry
-from bot.retrain import Retrainer
-from bot.review import ReviewLog, ReviewQueue
+from bot.nlu_model.registry import ModelRegistry
+from bot.nlu_model.retrain import Retrainer
+from bot.nlu_model.review_queue import ReviewLog, ReviewQueue
 from bot.settings import Settings
+from bot.store.db import Member, MessageLog, create_db_engine, upgrade_db
+from bot.store.members import MemberStore
 from knowledge.base import load_knowledge_base
 from nlu.build import TEST_DIR, TRAIN_DIR, load_examples
 from tests.processes import coopbot

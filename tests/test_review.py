@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.review import ReviewLog
+from bot.nlu_model.review_queue import ReviewLog
 from bot.settings import Settings
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.db import create_db_engine, upgrade_db
-from bot.review import ReviewLog
+from bot.nlu_model.review_queue import ReviewLog
+from bot.store.db import create_db_engine, upgrade_db
 from nlu.build import fingerprint
 from nlu.reviewed import load_reviewed
 from tests.processes import coopbot

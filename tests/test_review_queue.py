@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from bot.answers import AnswerService
-from bot.db import ReviewQuestion
-from bot.members import MemberStore
-from bot.review import ReviewLog, ReviewQueue, similar, words
-from bot.review_chat import ReviewChat
+from bot.handlers.review import ReviewChat
+from bot.nlu_model.review_queue import ReviewLog, ReviewQueue, similar, words
+from bot.store.db import ReviewQuestion
+from bot.store.members import MemberStore
 from nlu.build import TEST_DIR, TRAIN_DIR, fingerprint, load_examples, training_set
 from nlu.privacy import mask_personal_data
 from nlu.reviewed import add_examples, load_reviewed

@@ -11,10 +11,10 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
-from bot.db import Member, TrainingSession, create_db_engine, upgrade_db
-from bot.members import ROLES, LastAdminError, MemberStore
 from bot.settings import Settings
-from scheduler.outbox import Outbox
+from bot.store.db import Member, TrainingSession, create_db_engine, upgrade_db
+from bot.store.members import ROLES, LastAdminError, MemberStore
+from bot.store.outbox import Outbox
 from scheduler.training import TrainingStore
 from tests.processes import coopbot
 from tests.test_conversation import say

@@ -25,12 +25,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from telegram import Bot
 
-from bot.channels.telegram import TelegramSender
-from bot.db import Handover, Member, MessageLog, create_db_engine
-from bot.nlu_service import free_port
+from bot.channels.telegram.render import TelegramSender
+from bot.nlu_model.service import free_port
 from bot.replies import Button, Reply
 from bot.sending import RateLimited, RecipientBlocked
 from bot.settings import PROJECT_ROOT
+from bot.store.db import Handover, Member, MessageLog, create_db_engine
 from knowledge.base import load_knowledge_base
 from tests.conftest import bot_settings
 from tests.fakes import FakeTelegram, utf16_len
@@ -53,7 +53,7 @@ def fake() -> Iterator[FakeTelegram]:
 @pytest.fixture(scope="module")
 def polling(fake: FakeTelegram, nlu_url: str, tmp_path_factory: pytest.TempPathFactory):
     """A running assistant fetching updates by long polling; yields (bot, its database)."""
-    database = tmp_path_factory.mktemp("telegram-polling") / "bot.db"
+    database = tmp_path_factory.mktemp("telegram-polling") / "bot.store.db"
     settings = bot_settings(
         nlu_url,
         database,
@@ -73,7 +73,7 @@ def polling(fake: FakeTelegram, nlu_url: str, tmp_path_factory: pytest.TempPathF
 def webhook(fake: FakeTelegram, nlu_url: str, tmp_path_factory: pytest.TempPathFactory):
     """A running assistant in webhook mode on a fixed local port; yields (bot, secret, database)."""
     port = free_port()
-    database = tmp_path_factory.mktemp("telegram-webhook") / "bot.db"
+    database = tmp_path_factory.mktemp("telegram-webhook") / "bot.store.db"
     secret = "s3cret_webhook-token"
     settings = bot_settings(
         nlu_url,
@@ -503,7 +503,7 @@ def test_coopbot_run_stops_on_sigterm_after_delivering_the_reply_in_flight(
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "WEB_"))},
             "NLU_URL": nlu_url,
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.store.db'}",
             "TELEGRAM_BOT_TOKEN": token,
             "TELEGRAM_BASE_URL": server.base_url,
             "WEB_PORT": "0",

@@ -12,15 +12,15 @@ from sqlalchemy.engine import Engine
 
 from bot.answers import AnswerService
 from bot.conversation import Conversation
-from bot.db import Member, OutboxMessage, TrainingSession
-from bot.handovers import HandoverStore
-from bot.members import MemberStore
-from bot.message_log import MessageLogStore
 from bot.profile import load_profile_options
 from bot.sending import Senders
-from bot.subscriptions import SubscriptionStore
+from bot.store.db import Member, OutboxMessage, TrainingSession
+from bot.store.handovers import HandoverStore
+from bot.store.members import MemberStore
+from bot.store.messages import MessageLogStore
+from bot.store.outbox import Outbox
+from bot.store.subscriptions import SubscriptionStore
 from scheduler.deadlines import load_rules
-from scheduler.outbox import Outbox
 from scheduler.training import SessionDraft, TrainingStore
 from tests.test_conversation import KB, SEARCH, payloads, say
 

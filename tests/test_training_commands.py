@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from bot.db import OutboxMessage, TrainingSession, create_db_engine, upgrade_db
-from bot.members import MemberStore
-from scheduler.outbox import Outbox
+from bot.store.db import OutboxMessage, TrainingSession, create_db_engine, upgrade_db
+from bot.store.members import MemberStore
+from bot.store.outbox import Outbox
 from scheduler.training import TrainingStore
 from tests.processes import coopbot
 
@@ -159,7 +159,7 @@ def test_unknown_session(tmp_path, engine, command):
 
 def test_reminders_plan_and_status(tmp_path, engine):
     member = MemberStore(engine).touch("telegram", "42", "42", "Lan")
-    from bot.subscriptions import SubscriptionStore
+    from bot.store.subscriptions import SubscriptionStore
 
     SubscriptionStore(engine).replace(member.id, ("cap_nhat_thong_tin",))
     planned = run(tmp_path, "reminders", "plan")

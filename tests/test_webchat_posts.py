@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.db import Handover, Member, create_db_engine
+from bot.store.db import Handover, Member, create_db_engine
 from tests.conftest import bot_settings
 from tests.running_bot import RunningBot
 
@@ -18,7 +18,7 @@ from tests.running_bot import RunningBot
 @pytest.fixture(scope="module")
 def web(nlu_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """A running assistant that also serves the name a proxy forwards; yields (URL, database)."""
-    database = tmp_path_factory.mktemp("webchat-posts") / "bot.db"
+    database = tmp_path_factory.mktemp("webchat-posts") / "bot.store.db"
     settings = bot_settings(nlu_url, database, web_allowed_hosts="hotro.example, Other.Example")
     with RunningBot(settings) as bot:
         yield bot.url.rstrip("/"), database
@@ -79,7 +79,7 @@ def test_posts_from_other_sites_are_refused_and_create_nothing(web):
 
 
 def test_a_flood_of_new_sessions_from_one_address_is_cut_at_the_limit(nlu_url, tmp_path):
-    database = tmp_path / "bot.db"
+    database = tmp_path / "bot.store.db"
     settings = bot_settings(nlu_url, database)  # the default limits
     limit = settings.web_new_sessions_per_ip_hour
     statuses = []

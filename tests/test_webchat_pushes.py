@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.pushes import PUSHES_MAX, PushStore
+from bot.store.pushes import PUSHES_MAX, PushStore
 from tests.conftest import bot_settings
 from tests.fakes import FakeTelegram
 from tests.running_bot import RunningBot
@@ -76,7 +76,7 @@ async def _flood(base_url: str, polls: int) -> list[int]:
 
 
 def test_a_staff_answer_survives_a_restart_and_a_session_flood(nlu_url: str, tmp_path: Path):
-    database = tmp_path / "bot.db"
+    database = tmp_path / "bot.store.db"
     session = secrets.token_urlsafe(24)
     with FakeTelegram(tokens=(TOKEN,)) as fake:
         settings = bot_settings(

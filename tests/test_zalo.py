@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.channels.zalo import ChoiceMemory, ZaloSender
-from bot.channels.zalo_client import (
+from bot.channels.zalo.channel import ChoiceMemory, ZaloSender
+from bot.channels.zalo.client import (
     ZaloBadRequest,
     ZaloBadToken,
     ZaloClient,
@@ -29,10 +29,10 @@ from bot.channels.zalo_client import (
     ZaloServerError,
     ZaloTimeout,
 )
-from bot.db import Member, MessageLog, create_db_engine
-from bot.nlu_service import free_port
+from bot.nlu_model.service import free_port
 from bot.replies import Button, Reply
 from bot.sending import RecipientBlocked
+from bot.store.db import Member, MessageLog, create_db_engine
 from tests.conftest import bot_settings
 from tests.fakes import FakeTelegram, FakeZalo
 from tests.running_bot import RunningBot
@@ -80,7 +80,7 @@ def _solo_settings(zalo: FakeZalo, nlu_url: str, database: Path) -> Any:
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The polling bot's SQLite file (kept for the restart test)."""
-    return tmp_path_factory.mktemp("zalo-polling") / "bot.db"
+    return tmp_path_factory.mktemp("zalo-polling") / "bot.store.db"
 
 
 @pytest.fixture(scope="module")
@@ -304,7 +304,7 @@ def webhook(zalo, nlu_url, tmp_path_factory):
     secret = "zalo_webhook_secret-123"
     settings = bot_settings(
         nlu_url,
-        tmp_path_factory.mktemp("zalo-webhook") / "bot.db",
+        tmp_path_factory.mktemp("zalo-webhook") / "bot.store.db",
         web_port=port,
         zalo_bot_token=HOOK_TOKEN,
         zalo_base_url=zalo.base_url,

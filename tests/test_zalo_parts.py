@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from bot.channels.zalo import ChoiceMemory, MalformedEvent, parse_event, render
+from bot.channels.zalo.channel import ChoiceMemory, MalformedEvent, parse_event, render
 from bot.replies import Button, Reply
 
 TEXT_UPDATE = {

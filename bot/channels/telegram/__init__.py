@@ -1,0 +1,1 @@
+"""Telegram: update parsing, validation, rendering and the channel."""

@@ -1,0 +1,1 @@
+"""The local web chat: its routes, pushes and static page."""

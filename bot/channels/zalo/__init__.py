@@ -1,0 +1,1 @@
+"""Zalo: the Bot API client, update validation and the channel."""

@@ -1,0 +1,296 @@
+"""``coopbot review list|show|label|skip`` and ``coopbot nlu retrain|models|rollback``.
+
+The admin's loop on the command line: look at what members asked that the
+bot could not answer well, label it, retrain, and deploy or roll back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import getpass
+import os
+import time
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import typer
+
+from bot.cli.context import cli_engine, cli_settings
+from bot.nlu_model.registry import ModelRecord, ModelRegistry, RegistryError, RetrainBusy
+from bot.nlu_model.retrain import Retrainer, RetrainError
+from bot.nlu_model.review_queue import ReviewGroup, ReviewQueue
+from bot.replies import shorten
+from bot.settings import Settings
+from bot.store.outbox import aware
+from nlu.build import TRAIN_DIR, load_examples
+
+__all__ = ["add_model_commands", "review_app"]
+
+review_app = typer.Typer(
+    no_args_is_help=True, help="Review questions the bot answered badly and label them."
+)
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+_DECIDED = {
+    "new_entry": "Cần thêm mục mới vào cơ sở tri thức",
+    "irrelevant": "Không liên quan",
+    "labelled": "Đã gán nhãn",
+}
+
+GroupId = Annotated[int, typer.Argument(help="The group's number, as `review list` shows it.")]
+By = Annotated[
+    str | None, typer.Option("--by", help="Who decides (default: the system user name).")
+]
+
+
+def _by(value: str | None) -> str:
+    if value and value.strip():
+        return value.strip()[:100]
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"cli:uid{os.getuid()}"
+
+
+def _queue(settings: Settings, engine: object) -> ReviewQueue:
+    return ReviewQueue(engine, settings.reviewed_data, load_examples(TRAIN_DIR).keys())  # type: ignore[arg-type]
+
+
+def _local(moment: dt.datetime) -> str:
+    return f"{aware(moment).astimezone(VIETNAM):%d/%m/%Y %H:%M}"
+
+
+def _candidates(group: ReviewGroup) -> str:
+    return ", ".join(f"{name} {score:.0%}" for name, score in group.candidates[:3]) or "-"
+
+
+def _find(queue: ReviewQueue, group_id: int) -> ReviewGroup:
+    group = queue.group(group_id)
+    if group is None:
+        typer.echo(f"Không có nhóm #{group_id} đang chờ xem xét (đã xử lý, hoặc sai số).", err=True)
+        raise typer.Exit(1)
+    return group
+
+
+@review_app.command("list")
+def review_list(
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also the groups skipped before.")
+    ] = False,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            help="Only questions decided so: new_entry (need an entry), irrelevant, labelled.",
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many groups.", min=1)] = 20,
+) -> None:
+    """The groups of questions waiting for review, most asked first."""
+    if status is not None and status not in _DECIDED:
+        typer.echo(f"--status là một trong: {', '.join(_DECIDED)}.", err=True)
+        raise typer.Exit(2)
+    settings = cli_settings()
+    with cli_engine() as engine:
+        statuses = ("open", "skipped") if show_all else ("open",)
+        groups = _queue(settings, engine).groups((status,) if status else statuses)
+    if not groups:
+        typer.echo(_DECIDED[status] + ": không có câu nào." if status else
+                   "Không có câu hỏi nào cần xem xét.")  # fmt: skip
+        return
+    total = sum(g.count for g in groups)
+    if status:
+        typer.echo(f"{_DECIDED[status]}: {len(groups)} nhóm, {total} câu hỏi:")
+    else:
+        typer.echo(f"{len(groups)} nhóm, {total} câu hỏi chờ xem xét:")
+    for group in groups[:limit]:
+        skipped = " [đã bỏ qua]" if group.status == "skipped" else ""
+        typer.echo(
+            f"#{group.id:<6} ×{group.count:<4} «{shorten(group.text, 70)}»{skipped}\n"
+            f"         lý do: {group.reasons_text()}; gợi ý: {_candidates(group)}"
+        )
+    if len(groups) > limit:
+        typer.echo(f"... và {len(groups) - limit} nhóm nữa (--limit).")
+
+
+@review_app.command("show")
+def review_show(group_id: GroupId) -> None:
+    """Every question of one group, with the likeliest intents."""
+    settings = cli_settings()
+    with cli_engine() as engine:
+        group = _find(_queue(settings, engine), group_id)
+    typer.echo(f"Nhóm #{group.id}: hỏi {group.count} lần, từ {_local(group.first_at)} "
+               f"đến {_local(group.last_at)}")  # fmt: skip
+    typer.echo(f"Lý do: {group.reasons_text()}")
+    typer.echo(f"Ý định gợi ý: {_candidates(group)}")
+    for text in group.texts:
+        typer.echo(f"  • {text}")
+
+
+@review_app.command("label")
+def review_label(
+    group_id: GroupId,
+    intent: Annotated[
+        str | None, typer.Argument(help="The right intent (a knowledge entry id, out_of_scope...).")
+    ] = None,
+    new_entry: Annotated[
+        bool, typer.Option("--new-entry", help="No entry answers it: one should be written.")
+    ] = False,
+    not_relevant: Annotated[
+        bool, typer.Option("--not-relevant", help="Not a real question; drop it.")
+    ] = False,
+    by: By = None,
+) -> None:
+    """Label a group with its intent (it becomes training data), or mark it."""
+    chosen = [x for x in (intent is not None, new_entry, not_relevant) if x]
+    if len(chosen) != 1:
+        typer.echo("Cần đúng một trong: INTENT, --new-entry, --not-relevant.", err=True)
+        raise typer.Exit(2)
+    settings = cli_settings()
+    with cli_engine() as engine:
+        queue = _queue(settings, engine)
+        if intent is not None and intent not in queue.intents:
+            near = sorted(i for i in queue.intents if intent.lower() in i)[:8]
+            hint = f" Gần giống: {', '.join(near)}." if near else ""
+            typer.echo(f"Không có ý định {intent!r}.{hint}", err=True)
+            raise typer.Exit(2)
+        group = _find(queue, group_id)
+        if intent is not None:
+            added = queue.label(group, intent, _by(by))
+            typer.echo(
+                f"Đã gán {group.count} câu của nhóm #{group.id} vào {intent} "
+                f"({added} câu mẫu mới trong {settings.reviewed_data})."
+            )
+            typer.echo("Chạy `coopbot nlu retrain` để huấn luyện lại mô hình.")
+            return
+        status = "new_entry" if new_entry else "irrelevant"
+        count = queue.decide(group, status, _by(by))
+        what = "cần mục mới" if new_entry else "không liên quan"
+        typer.echo(f"Đã đánh dấu {count} câu của nhóm #{group.id}: {what}.")
+
+
+@review_app.command("skip")
+def review_skip(group_id: GroupId, by: By = None) -> None:
+    """Put a group aside (`review list --all` shows it again)."""
+    settings = cli_settings()
+    with cli_engine() as engine:
+        queue = _queue(settings, engine)
+        count = queue.decide(_find(queue, group_id), "skipped", _by(by))
+    typer.echo(f"Đã bỏ qua {count} câu của nhóm #{group_id}.")
+
+
+# -- nlu retrain | models | rollback ---------------------------------------------------------
+
+
+def _metrics(record: ModelRecord) -> str:
+    heldout = record.metrics.get("heldout")
+    if not heldout:
+        return "-"
+    text = f"{heldout['accuracy']:.1%} / F1 {heldout['macro_f1']:.3f}"
+    reviewed = record.metrics.get("reviewed") or {}
+    if reviewed.get("n"):
+        text += f" / nhãn {reviewed['accuracy']:.0%} ({reviewed['n']})"
+    return text
+
+
+def _wait_loaded(registry: ModelRegistry, record: ModelRecord, wait: float) -> None:
+    """Waits until a running assistant serves ``record`` (it stamps ``loaded_at``)."""
+    if wait <= 0:
+        typer.echo("Trợ lý đang chạy sẽ tự nạp mô hình này.")
+        return
+    typer.echo(f"Đang chờ trợ lý đang chạy nạp {record.version} (tối đa {wait:.0f} s)...")
+    deadline = time.monotonic() + wait
+    loaded = registry.by_id(record.id)
+    while (loaded is None or loaded.loaded_at is None) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        loaded = registry.by_id(record.id)
+    if loaded is None or loaded.loaded_at is None:
+        typer.echo(
+            "Chưa có trợ lý nào nạp mô hình này (có thể không có `coopbot run` nào đang chạy); "
+            "lần khởi động tới sẽ dùng nó."
+        )
+        return
+    assert loaded.loaded_at is not None and loaded.deployed_at is not None
+    seconds = (loaded.loaded_at - loaded.deployed_at).total_seconds()
+    typer.echo(f"Trợ lý đang trả lời bằng {loaded.version} (nạp sau {seconds:.1f} s).")
+
+
+Wait = Annotated[
+    float,
+    typer.Option(help="Seconds to wait for the running assistant to load it (0: don't wait)."),
+]
+
+
+def add_model_commands(nlu_app: typer.Typer) -> None:
+    """Adds ``retrain``, ``models`` and ``rollback`` to ``coopbot nlu``."""
+
+    @nlu_app.command("retrain")
+    def nlu_retrain(
+        force: Annotated[
+            bool,
+            typer.Option("--force", help="Retrain even if nothing changed; deploy even if worse."),
+        ] = False,
+        wait: Wait = 60.0,
+        by: By = None,
+    ) -> None:
+        """Train on the data plus labelled questions, evaluate, deploy if not worse."""
+        settings = cli_settings()
+        with cli_engine() as engine:
+            retrainer = Retrainer(settings, engine, progress=lambda line: typer.echo(line))
+            try:
+                outcome = asyncio.run(retrainer.run(_by(by), force=force))
+            except (RetrainBusy, RetrainError) as exc:
+                typer.echo(str(exc), err=True)
+                raise typer.Exit(1) from exc
+            typer.echo(outcome.summary())
+            if outcome.status == "refused":
+                typer.echo("Dùng --force để vẫn triển khai.")
+                raise typer.Exit(3)
+            if outcome.status == "deployed" and outcome.record is not None:
+                _wait_loaded(retrainer.registry, outcome.record, wait)
+
+    @nlu_app.command("models")
+    def nlu_models(
+        limit: Annotated[int, typer.Option(help="Show at most this many.", min=1)] = 20,
+    ) -> None:
+        """The model registry: versions, data hash, metrics, who deployed and when."""
+        settings = cli_settings()
+        with cli_engine() as engine:
+            records = ModelRegistry(engine, settings.model_dir).latest(limit)
+        if not records:
+            typer.echo("Chưa có mô hình nào trong sổ đăng ký (`coopbot run` ghi mô hình đầu tiên).")
+            return
+        typer.echo(
+            f"{'bản':<6}{'trạng thái':<13}{'dữ liệu':<14}{'tập kiểm tra / nhãn':<36}"
+            f"{'triển khai':<40}tạo lúc"
+        )
+        for r in records:
+            deployed = f"{_local(r.deployed_at)} bởi {r.deployed_by}" if r.deployed_at else "-"
+            marker = "*" if r.status == "deployed" else " "
+            typer.echo(
+                f"{marker}{r.version:<5}{r.status:<13}{(r.data_hash or '-')[:12]:<14}"
+                f"{_metrics(r):<36}{shorten(deployed, 39):<40}{_local(r.created_at)}"
+            )
+            if r.status in ("training", "refused", "failed") and r.decision:
+                typer.echo(f"       {r.decision}")
+
+    @nlu_app.command("rollback")
+    def nlu_rollback(
+        to: Annotated[
+            str | None, typer.Option("--to", help="Deploy this version instead (e.g. v3).")
+        ] = None,
+        wait: Wait = 60.0,
+        by: By = None,
+    ) -> None:
+        """Deploy the model deployed before the current one (or --to VERSION)."""
+        settings = cli_settings()
+        with cli_engine() as engine:
+            registry = ModelRegistry(engine, settings.model_dir)
+            try:
+                old, new = registry.rollback(_by(by), to)
+            except RegistryError as exc:
+                typer.echo(str(exc), err=True)
+                raise typer.Exit(1) from exc
+            was = f" thay cho {old.version}" if old is not None else ""
+            typer.echo(f"Đã triển khai lại {new.version}{was}.")
+            _wait_loaded(registry, new, wait)

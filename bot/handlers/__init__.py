@@ -1,0 +1,1 @@
+"""Channel-neutral feature handlers: one module per command family."""

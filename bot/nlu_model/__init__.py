@@ -1,0 +1,1 @@
+"""The NLU model's life: client, service, registry, hot swap, retraining, review queue."""

@@ -1,0 +1,1 @@
+"""Persistence: the engine, the migrations and one module per table family."""
