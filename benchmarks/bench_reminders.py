@@ -38,10 +38,11 @@ from sqlalchemy.exc import OperationalError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot.clock import VIETNAM
 from bot.store.db import Member, OutboxMessage, ReminderSubscription, create_db_engine, upgrade_db
 from bot.store.outbox import Outbox
 from scheduler.deadlines import Rule, load_rules
-from scheduler.planner import VIETNAM, DeadlinePlanner, deadline_slots
+from scheduler.planner import DeadlinePlanner, deadline_slots
 
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_BENCH_DB = "coopbot_bench"

@@ -18,17 +18,16 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
-from zoneinfo import ZoneInfo
 
 from bot.answers import (
     Answer,
     AnswerKind,
     AnswerService,
     citations,
-    format_date,
     quote_button,
     render_entry,
 )
+from bot.clock import format_date, local, utcnow
 from bot.handlers.broadcast import BroadcastChat
 from bot.handlers.law import LawChat
 from bot.handlers.review import ReviewChat
@@ -45,7 +44,6 @@ from bot.store.subscriptions import SubscriptionStore
 from knowledge.base import Entry, KnowledgeBase
 from nlu.textnorm import strip_invisible
 from scheduler.deadlines import Rule, due_dates
-from scheduler.deadlines import format_date as format_deadline
 from scheduler.training import TrainingStore
 
 __all__ = ["APOLOGY", "UNSUPPORTED", "Conversation", "Incoming", "StaffDesk"]
@@ -102,14 +100,9 @@ MAX_OPEN_HANDOVERS: Final = 5
 HANDOVER_RECENT: Final = dt.timedelta(minutes=60)
 DEADLINE_HORIZON: Final = dt.timedelta(days=122)
 DEADLINES_SHOWN: Final = 6
-VIETNAM: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 
 _COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@[A-Za-z0-9_]{1,64})?(?:\s+(.*))?$", re.S)
 _DEEP_LINK_FAQ = re.compile(r"^faq-([a-z0-9_-]{1,40})$")
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +121,7 @@ class Incoming:
     text: str
     display_name: str | None = None
     message_id: str | None = None
-    received_at: dt.datetime = field(default_factory=_utcnow)
+    received_at: dt.datetime = field(default_factory=utcnow)
     payload: str | None = None
     reply_to_message_id: str | None = None
     attachment: bool = False
@@ -194,7 +187,7 @@ class Conversation:
         self.review = review
         self.law = LawChat(answers.corpus, kb)
         self.on_reminders_changed = on_reminders_changed
-        self.clock = clock or _utcnow
+        self.clock = clock or utcnow
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
         """Answers one incoming message; on an internal fault, apologises and logs."""
@@ -525,7 +518,7 @@ class Conversation:
     async def _handover(self, member: MemberInfo, args: str) -> list[Reply]:
         question = args
         if not question:
-            since = _utcnow() - HANDOVER_RECENT
+            since = utcnow() - HANDOVER_RECENT
             latest = await asyncio.to_thread(self.messages.latest, member.id, since)
             question = latest.text if latest is not None else ""
         if not question:
@@ -564,7 +557,7 @@ class Conversation:
         ]
 
     async def _handover_limit(self, member: MemberInfo) -> Reply | None:
-        hour_ago = _utcnow() - dt.timedelta(hours=1)
+        hour_ago = utcnow() - dt.timedelta(hours=1)
         mine = await asyncio.to_thread(self.handovers.opened_since, hour_ago, member.id)
         if mine >= self.staff.per_member_hour:
             return Reply(
@@ -653,7 +646,7 @@ class Conversation:
     # -- deadlines (/lichnop) ------------------------------------------------------------
 
     def _deadlines(self, member: MemberInfo) -> Reply:
-        today = _local(self.clock()).date()
+        today = local(self.clock()).date()
         profile = _profile(member)
         upcoming = due_dates(self.deadline_rules, today, today + DEADLINE_HORIZON, profile)[
             :DEADLINES_SHOWN
@@ -664,12 +657,10 @@ class Conversation:
         for due in upcoming:
             left = (due.date - today).days
             when = "hôm nay" if left == 0 else f"còn {left} ngày"
-            lines.append(
-                f"\n• {format_deadline(due.date)} ({when}): {due.rule.title} — {due.period}"
-            )
+            lines.append(f"\n• {format_date(due.date)} ({when}): {due.rule.title} — {due.period}")
             lines.append(f"  Căn cứ: {due.rule.basis_text(due.date)}")
             if due.moved:
-                lines.append(f"  (hạn gốc {format_deadline(due.nominal)} là ngày nghỉ nên dời sang "
+                lines.append(f"  (hạn gốc {format_date(due.nominal)} là ngày nghỉ nên dời sang "
                              "ngày làm việc kế tiếp)")  # fmt: skip
             if due.rule.unconfirmed:
                 lines.append(
@@ -802,7 +793,7 @@ class Conversation:
             f"• Nhận thông báo: {'có' if m.consent_broadcasts else 'không'}",
             f"• Số câu hỏi đã lưu: {data.questions} (trong đó {data.feedback_given} có góp ý)",
             f"• Số lần chuyển cán bộ: {data.handovers}",
-            f"• Bắt đầu trò chuyện: {format_date(_local(m.created_at))}",
+            f"• Bắt đầu trò chuyện: {format_date(local(m.created_at))}",
             "",
             "Câu hỏi chưa trả lời được cũng được lưu ẩn danh để cán bộ bổ sung kiến thức.",
             "Gõ /xoadulieu để xoá toàn bộ dữ liệu trên.",
@@ -862,10 +853,3 @@ def _storable(text: str) -> str:
     bidirectional overrides or zero-width characters (``strip_invisible``).
     """
     return strip_invisible(text.encode("utf-8", "replace").decode("utf-8"))
-
-
-def _local(moment: dt.datetime) -> dt.datetime:
-    """The moment in Vietnam's time zone (SQLite hands back naive UTC values)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(VIETNAM)

@@ -21,10 +21,10 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from bot.answers import Answer
+from bot.clock import aware, utcnow
 from bot.nlu_model.client import NLUClient
 from bot.sending import Senders
-from bot.store.db import InboxEvent, OutboxMessage, utcnow
-from bot.store.outbox import aware
+from bot.store.db import InboxEvent, OutboxMessage
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 

@@ -20,6 +20,7 @@ import holidays
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from bot.clock import format_date
 from bot.store.members import PROFILE_FIELDS
 from knowledge.law.references import Reference
 from knowledge.law.register import Register, load_register
@@ -163,11 +164,6 @@ def next_working_day(day: dt.date) -> dt.date:
     while not is_working_day(day):
         day += dt.timedelta(days=1)
     return day
-
-
-def format_date(day: dt.date) -> str:
-    """The Vietnamese way: dd/mm/yyyy."""
-    return day.strftime("%d/%m/%Y")
 
 
 def _month_end(year: int, month: int) -> dt.date:

@@ -20,7 +20,8 @@ from typing import Final
 from sqlalchemy import delete, insert, text
 from sqlalchemy.engine import Connection, Engine
 
-from bot.store.db import SchedulerState, utcnow
+from bot.clock import utcnow
+from bot.store.db import SchedulerState
 
 __all__ = ["LEADER_STATE", "Leadership"]
 

@@ -18,21 +18,20 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import DateTime, Integer, Select, String, literal, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from bot.store.db import Member, ReminderSubscription, SchedulerState, utcnow
-from bot.store.outbox import DEADLINE, Outbox, aware
+from bot.clock import VIETNAM, aware, utcnow
+from bot.store.db import Member, ReminderSubscription, SchedulerState
+from bot.store.outbox import DEADLINE, Outbox
 from scheduler.deadlines import Due, Rule, due_dates, format_date
 
 __all__ = ["VIETNAM", "DeadlinePlanner", "PlanResult", "Slot", "deadline_slots"]
 
 log = logging.getLogger(__name__)
 
-VIETNAM: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 PLANNED_UNTIL: Final = "deadlines_planned_until"
 ANALYZE_AFTER: Final = 10_000
 

@@ -37,6 +37,7 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.engine import Engine
 
+from bot.clock import aware, utcnow
 from bot.profile import ProfileOptions
 from bot.replies import Button, Reply
 from bot.sending import ChannelUnavailable, RateLimited, RecipientBlocked, SendError, Senders
@@ -47,11 +48,10 @@ from bot.store.db import (
     OutboxMessage,
     ReminderSubscription,
     TrainingRegistration,
-    utcnow,
 )
 from bot.store.inbox import prune_inbox
 from bot.store.members import PROFILE_FIELDS
-from bot.store.outbox import DEADLINE, SESSION, SESSION_CHANGE, Outbox, OutboxItem, aware
+from bot.store.outbox import DEADLINE, SESSION, SESSION_CHANGE, Outbox, OutboxItem
 from bot.store.pushes import PushStore
 from scheduler.deadlines import Rule, due_dates, format_date
 from scheduler.leader import Leadership

@@ -20,7 +20,6 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
 from pydantic import (
     BaseModel,
@@ -46,8 +45,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from bot.store.db import Member, TrainingRegistration, TrainingSession, utcnow
-from bot.store.outbox import SESSION, SESSION_CHANGE, Outbox, aware
+from bot.clock import VIETNAM, aware, utcnow
+from bot.store.db import Member, TrainingRegistration, TrainingSession
+from bot.store.outbox import SESSION, SESSION_CHANGE, Outbox
 from nlu.textnorm import strip_invisible
 
 __all__ = [
@@ -64,7 +64,6 @@ __all__ = [
     "parse_moment",
 ]
 
-VIETNAM: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 # Reminder slots before a session's start.
 REMINDER_SLOTS: Final = (("1d", dt.timedelta(days=1)), ("1h", dt.timedelta(hours=1)))
 _WEEKDAYS: Final = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ nhật")

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.answers.questions import QuestionParts, extract, is_letter
+from bot.clock import format_date
 from bot.nlu_model.client import NLUClient, NLUError, ParseResult
 from bot.nlu_model.review_queue import ReviewLog
 from bot.replies import Button, Citation, Reply
@@ -147,11 +148,6 @@ def _classified(parse: ParseResult | None) -> dict[str, Any]:
     if parse is None:
         return {"intent": None, "confidence": None, "nlu_available": False}
     return {"intent": parse.intent, "confidence": parse.confidence, "nlu_available": True}
-
-
-def format_date(value: Any) -> str:
-    """Formats a date the Vietnamese way (dd/mm/yyyy)."""
-    return f"{value.day:02d}/{value.month:02d}/{value.year}"
 
 
 def render_entry(entry: Entry, corpus: LegalCorpus, today: dt.date | None = None) -> str:

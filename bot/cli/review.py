@@ -7,22 +7,20 @@ bot could not answer well, label it, retrain, and deploy or roll back.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import getpass
 import os
 import time
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 
 from bot.cli.context import cli_engine, cli_settings
+from bot.clock import format_timestamp
 from bot.nlu_model.registry import ModelRecord, ModelRegistry, RegistryError, RetrainBusy
 from bot.nlu_model.retrain import Retrainer, RetrainError
 from bot.nlu_model.review_queue import ReviewGroup, ReviewQueue
 from bot.replies import shorten
 from bot.settings import Settings
-from bot.store.outbox import aware
 from nlu.build import TRAIN_DIR, load_examples
 
 __all__ = ["add_model_commands", "review_app"]
@@ -30,7 +28,6 @@ __all__ = ["add_model_commands", "review_app"]
 review_app = typer.Typer(
     no_args_is_help=True, help="Review questions the bot answered badly and label them."
 )
-VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 _DECIDED = {
     "new_entry": "Cần thêm mục mới vào cơ sở tri thức",
     "irrelevant": "Không liên quan",
@@ -54,10 +51,6 @@ def _by(value: str | None) -> str:
 
 def _queue(settings: Settings, engine: object) -> ReviewQueue:
     return ReviewQueue(engine, settings.reviewed_data, load_examples(TRAIN_DIR).keys())  # type: ignore[arg-type]
-
-
-def _local(moment: dt.datetime) -> str:
-    return f"{aware(moment).astimezone(VIETNAM):%d/%m/%Y %H:%M}"
 
 
 def _candidates(group: ReviewGroup) -> str:
@@ -119,8 +112,8 @@ def review_show(group_id: GroupId) -> None:
     settings = cli_settings()
     with cli_engine() as engine:
         group = _find(_queue(settings, engine), group_id)
-    typer.echo(f"Nhóm #{group.id}: hỏi {group.count} lần, từ {_local(group.first_at)} "
-               f"đến {_local(group.last_at)}")  # fmt: skip
+    typer.echo(f"Nhóm #{group.id}: hỏi {group.count} lần, từ {format_timestamp(group.first_at)} "
+               f"đến {format_timestamp(group.last_at)}")  # fmt: skip
     typer.echo(f"Lý do: {group.reasons_text()}")
     typer.echo(f"Ý định gợi ý: {_candidates(group)}")
     for text in group.texts:
@@ -265,11 +258,13 @@ def add_model_commands(nlu_app: typer.Typer) -> None:
             f"{'triển khai':<40}tạo lúc"
         )
         for r in records:
-            deployed = f"{_local(r.deployed_at)} bởi {r.deployed_by}" if r.deployed_at else "-"
+            deployed = (
+                f"{format_timestamp(r.deployed_at)} bởi {r.deployed_by}" if r.deployed_at else "-"
+            )
             marker = "*" if r.status == "deployed" else " "
             typer.echo(
                 f"{marker}{r.version:<5}{r.status:<13}{(r.data_hash or '-')[:12]:<14}"
-                f"{_metrics(r):<36}{shorten(deployed, 39):<40}{_local(r.created_at)}"
+                f"{_metrics(r):<36}{shorten(deployed, 39):<40}{format_timestamp(r.created_at)}"
             )
             if r.status in ("training", "refused", "failed") and r.decision:
                 typer.echo(f"       {r.decision}")

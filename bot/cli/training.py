@@ -17,11 +17,12 @@ import typer
 from sqlalchemy import func, select
 
 from bot.cli.context import cli_engine
+from bot.clock import VIETNAM, aware, format_timestamp
 from bot.profile import load_profile_options
 from bot.store.db import APSCHEDULER_JOBS, OutboxMessage
-from bot.store.outbox import Outbox, aware
+from bot.store.outbox import Outbox
 from scheduler.deadlines import RuleError, load_rules
-from scheduler.planner import VIETNAM, DeadlinePlanner
+from scheduler.planner import DeadlinePlanner
 from scheduler.training import (
     SessionDraft,
     SessionInfo,
@@ -300,11 +301,11 @@ def reminders_status() -> None:
         typer.echo(f"{kind:<15} {status:<8} {count}")
     if not rows:
         typer.echo("outbox empty")
-    typer.echo(f"planned until   {_local(until)}")
-    typer.echo(f"next send       {_local(next_at)}")
+    typer.echo(f"planned until   {format_timestamp(until, seconds=True)}")
+    typer.echo(f"next send       {format_timestamp(next_at, seconds=True)}")
     for job_id, stamp in jobs:
         moment = dt.datetime.fromtimestamp(stamp, dt.UTC) if stamp is not None else None
-        typer.echo(f"job {job_id:<22} next run {_local(moment)}")
+        typer.echo(f"job {job_id:<22} next run {format_timestamp(moment, seconds=True)}")
 
 
 @reminders_app.command("plan")
@@ -317,13 +318,8 @@ def reminders_plan() -> None:
             raise _fail(f"error: {exc}") from exc
         result = DeadlinePlanner(engine, Outbox(engine), rules).plan()
     typer.echo(
-        f"planned {_local(result.start)} .. {_local(result.end)}: {result.slots} slots, "
+        f"planned {format_timestamp(result.start, seconds=True)} .. "
+        f"{format_timestamp(result.end, seconds=True)}: {result.slots} slots, "
         f"{result.enqueued} reminders, {result.caught_up} caught up, "
         f"{len(result.dropped_slots)} missed slots dropped"
     )
-
-
-def _local(moment: dt.datetime | None) -> str:
-    if moment is None:
-        return "-"
-    return f"{aware(moment).astimezone(VIETNAM):%d/%m/%Y %H:%M:%S}"

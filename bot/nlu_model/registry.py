@@ -20,8 +20,8 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bot.store.db import NLUModel, utcnow
-from bot.store.outbox import aware
+from bot.clock import aware, utcnow
+from bot.store.db import NLUModel
 
 __all__ = ["ModelRecord", "ModelRegistry", "RegistryError", "RetrainBusy", "busy_message"]
 

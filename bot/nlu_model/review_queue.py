@@ -26,8 +26,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bot.store.db import ReviewQuestion, utcnow
-from bot.store.outbox import aware
+from bot.clock import aware, utcnow
+from bot.store.db import ReviewQuestion
 from nlu.privacy import mask_personal_data
 from nlu.reviewed import add_examples
 from nlu.textnorm import ABBREVIATIONS, strip_diacritics

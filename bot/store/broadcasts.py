@@ -24,10 +24,11 @@ from sqlalchemy import DateTime, Integer, String, func, insert, literal, select,
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 
+from bot.clock import aware, utcnow
 from bot.profile import ProfileOptions
-from bot.store.db import Broadcast, Member, OutboxMessage, utcnow
+from bot.store.db import Broadcast, Member, OutboxMessage
 from bot.store.members import ROLES
-from bot.store.outbox import Outbox, aware
+from bot.store.outbox import Outbox
 from bot.store.roles import CHANNELS, ROLE_LABELS
 from nlu.textnorm import strip_invisible
 

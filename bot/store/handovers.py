@@ -9,7 +9,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bot.store.db import Handover, utcnow
+from bot.clock import utcnow
+from bot.store.db import Handover
 
 __all__ = ["HandoverInfo", "HandoverStore"]
 

@@ -30,8 +30,8 @@ from sqlalchemy import and_, delete, func, insert, or_, select, true, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from bot.store.db import InboxEvent, utcnow
-from bot.store.outbox import aware
+from bot.clock import aware, utcnow
+from bot.store.db import InboxEvent
 
 __all__ = ["Inbox", "InboxDepth", "InboxRow", "InboxWorker", "prune_inbox", "worker_id"]
 

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.clock import utcnow
 from bot.store.db import (
     Handover,
     Member,
@@ -20,7 +21,6 @@ from bot.store.db import (
     ReminderSubscription,
     ReviewQuestion,
     TrainingRegistration,
-    utcnow,
 )
 
 __all__ = [

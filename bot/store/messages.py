@@ -9,7 +9,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bot.store.db import MessageLog, utcnow
+from bot.clock import utcnow
+from bot.store.db import MessageLog
 from nlu.privacy import mask_personal_data
 
 __all__ = ["FEEDBACK_VALUES", "LoggedQuestion", "MessageLogStore"]

@@ -33,7 +33,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from bot.store.db import Member, OutboxMessage, utcnow
+from bot.clock import aware, utcnow
+from bot.store.db import Member, OutboxMessage
 
 __all__ = [
     "DEADLINE",
@@ -69,11 +70,6 @@ def _of_accounts(accounts: Mapping[str, str | None]) -> ColumnElement[bool]:
         for channel, bot_id in accounts.items()
     ]
     return or_(*parts) if parts else Member.id.is_(None)
-
-
-def aware(moment: dt.datetime) -> dt.datetime:
-    """A timezone-aware UTC moment (SQLite hands back naive UTC values)."""
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,8 @@ from typing import Any, Final
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Engine
 
-from bot.store.db import WebPush, utcnow
+from bot.clock import utcnow
+from bot.store.db import WebPush
 
 __all__ = ["PUSHES_MAX", "PUSH_TTL", "PushStore"]
 
