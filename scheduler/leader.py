@@ -12,7 +12,6 @@ leader. The current leader's worker id is kept in ``scheduler_state``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -22,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from bot.clock import utcnow
 from bot.store.db import SchedulerState
+from bot.tasks import cancel_and_wait
 
 __all__ = ["LEADER_STATE", "Leadership"]
 
@@ -62,11 +62,8 @@ class Leadership:
 
     async def stop(self) -> None:
         """Stops competing; a leader steps down and frees the lock."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self.leader:
             await self._lose()
 

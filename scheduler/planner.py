@@ -28,7 +28,7 @@ from bot.store.db import Member, ReminderSubscription, SchedulerState
 from bot.store.outbox import DEADLINE, Outbox
 from scheduler.deadlines import Due, Rule, due_dates, format_date
 
-__all__ = ["VIETNAM", "DeadlinePlanner", "PlanResult", "Slot", "deadline_slots"]
+__all__ = ["DeadlinePlanner", "PlanResult", "Slot", "deadline_slots"]
 
 log = logging.getLogger(__name__)
 

@@ -206,7 +206,7 @@ class BroadcastStore:
     def create(self, text: str, segment: Segment, created_by: str | None = None) -> BroadcastInfo:
         """Stores the broadcast and one outbox row per recipient, in one transaction."""
         draft = self.draft(text, created_by, segment)
-        return self.send(draft.id)
+        return self.queue(draft.id)
 
     def draft(
         self, text: str, created_by: str | None = None, segment: Segment | None = None
@@ -244,8 +244,11 @@ class BroadcastStore:
             )
         return self.get(broadcast_id) if result.rowcount else None
 
-    def send(self, broadcast_id: int) -> BroadcastInfo:
-        """Draft → sending: one outbox row per recipient, in one transaction (once only)."""
+    def queue(self, broadcast_id: int) -> BroadcastInfo:
+        """Draft → sending: one outbox row per recipient, in one transaction (once only).
+
+        The rows are queued, not sent: the outbox worker sends them.
+        """
         now = self.clock()
         stamp = DateTime(timezone=True)
         with self._engine.begin() as connection:
@@ -300,19 +303,12 @@ class BroadcastStore:
         if info is None:
             return None
         now = self.clock()
-        mine = (OutboxMessage.kind == BROADCAST, OutboxMessage.ref == str(broadcast_id))
+        counts = self.outbox.counts(kind=BROADCAST, ref=str(broadcast_id))
         with self._engine.connect() as connection:
-            counts: dict[str, int] = {
-                status: count
-                for status, count in connection.execute(
-                    select(OutboxMessage.status, func.count())
-                    .where(*mine)
-                    .group_by(OutboxMessage.status)
-                )
-            }
             recent = connection.scalar(
                 select(func.count()).where(
-                    *mine,
+                    OutboxMessage.kind == BROADCAST,
+                    OutboxMessage.ref == str(broadcast_id),
                     OutboxMessage.status == "sent",
                     OutboxMessage.sent_at >= now - dt.timedelta(seconds=60),
                 )
@@ -346,11 +342,6 @@ class BroadcastStore:
             raise BroadcastError(f"Thông báo #{broadcast_id} đã kết thúc ({info.status}).")
         return self.outbox.drop_pending("the broadcast was cancelled", kind=BROADCAST,
                                         ref=str(broadcast_id))  # fmt: skip
-
-    def status_of(self, broadcast_id: int) -> str | None:
-        """The broadcast's status (the worker checks it before each send)."""
-        with self._engine.connect() as connection:
-            return connection.scalar(select(Broadcast.status).where(Broadcast.id == broadcast_id))
 
 
 def progress_line(progress: Progress, width: int = 20) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any, ClassVar
 
 from alembic import command
 from alembic.config import Config
@@ -55,7 +56,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 class Base(DeclarativeBase):
-    """Declarative base of every table."""
+    """Declarative base of every table; every moment is stored with its time zone."""
+
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: DateTime(timezone=True)}
 
 
 class ReviewQuestion(Base):
@@ -68,7 +71,7 @@ class ReviewQuestion(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     channel: Mapped[str] = mapped_column(String(20))
     text: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(String(30))
@@ -86,7 +89,7 @@ class ReviewQuestion(Base):
     candidates: Mapped[str | None] = mapped_column(Text)
     label: Mapped[str | None] = mapped_column(String(80))
     labelled_by: Mapped[str | None] = mapped_column(String(100))
-    labelled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    labelled_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class Member(Base):
@@ -112,11 +115,9 @@ class Member(Base):
     consent_broadcasts: Mapped[bool] = mapped_column(Boolean, default=True)
     reminders_asked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
-    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class MessageLog(Base):
@@ -135,8 +136,8 @@ class MessageLog(Base):
     fallback: Mapped[bool] = mapped_column(Boolean, default=False)
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     feedback: Mapped[str | None] = mapped_column(String(10))
-    feedback_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    feedback_at: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class ReminderSubscription(Base):
@@ -149,7 +150,7 @@ class ReminderSubscription(Base):
         ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
     )
     rule_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class InboxEvent(Base):
@@ -174,11 +175,9 @@ class InboxEvent(Base):
     status: Mapped[str] = mapped_column(String(10), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(80))
-    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    received_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, index=True
-    )
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_until: Mapped[dt.datetime | None] = mapped_column()
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
     error: Mapped[str | None] = mapped_column(String(200))
 
 
@@ -191,9 +190,7 @@ class WebPush(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[str] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(Text)  # the reply as the page's JSON
-    created_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, index=True
-    )
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
 
 
 class Handover(Base):
@@ -208,8 +205,8 @@ class Handover(Base):
     status: Mapped[str] = mapped_column(String(20), default="open")
     staff_chat_id: Mapped[str | None] = mapped_column(String(64))
     staff_message_id: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    answered_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class TrainingSession(Base):
@@ -220,8 +217,8 @@ class TrainingSession(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
-    starts_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
-    ends_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    starts_at: Mapped[dt.datetime] = mapped_column(index=True)
+    ends_at: Mapped[dt.datetime] = mapped_column()
     place: Mapped[str | None] = mapped_column(String(300))
     online_url: Mapped[str | None] = mapped_column(String(500))
     province: Mapped[str | None] = mapped_column(String(40))
@@ -231,10 +228,8 @@ class TrainingSession(Base):
     # Bumped on every change members are told about; keys the change messages.
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_by: Mapped[str | None] = mapped_column(String(100))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class TrainingRegistration(Base):
@@ -249,7 +244,7 @@ class TrainingRegistration(Base):
     member_id: Mapped[int] = mapped_column(
         ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
     )
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class OutboxMessage(Base):
@@ -275,8 +270,8 @@ class OutboxMessage(Base):
     ref: Mapped[str] = mapped_column(String(40))
     occurrence: Mapped[str] = mapped_column(String(40))
     slot: Mapped[str] = mapped_column(String(12))
-    send_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    send_at: Mapped[dt.datetime] = mapped_column()
+    expires_at: Mapped[dt.datetime] = mapped_column()
     status: Mapped[str] = mapped_column(String(12), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(String(300))
@@ -284,9 +279,9 @@ class OutboxMessage(Base):
     # take disjoint batches: SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL).
     reserved_by: Mapped[str | None] = mapped_column(String(80))
     # The reservation's lease: renewed while its worker lives; once past, others may take over.
-    lease_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_until: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class SchedulerState(Base):
@@ -296,9 +291,7 @@ class SchedulerState(Base):
 
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
-    updated_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Broadcast(Base):
@@ -312,8 +305,8 @@ class Broadcast(Base):
     recipients: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(20), default="sending")
     created_by: Mapped[str | None] = mapped_column(String(100))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class NLUModel(Base):
@@ -338,10 +331,10 @@ class NLUModel(Base):
     decision: Mapped[str | None] = mapped_column(Text)
     train_seconds: Mapped[float | None] = mapped_column(Float)
     created_by: Mapped[str | None] = mapped_column(String(100))
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     deployed_by: Mapped[str | None] = mapped_column(String(100))
-    deployed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    loaded_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    deployed_at: Mapped[dt.datetime | None] = mapped_column()
+    loaded_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 # APScheduler's SQLAlchemyJobStore table, in its layout; created by the migrations.

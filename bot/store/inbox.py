@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from bot.clock import aware, utcnow
 from bot.store.db import InboxEvent
+from bot.tasks import cancel_and_wait
 
 __all__ = ["Inbox", "InboxDepth", "InboxRow", "InboxWorker", "prune_inbox", "worker_id"]
 
@@ -267,14 +268,10 @@ class InboxWorker:
 
     async def stop(self) -> None:
         """Stops sweeping and waits for the rows in hand (their leases lapse if it cannot)."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+        await cancel_and_wait(self._sweeper)
         while self._running:
             await asyncio.gather(*list(self._running.values()), return_exceptions=True)
-        if self._marker is not None:
-            self._marker.cancel()
-            await asyncio.gather(self._marker, return_exceptions=True)
+        await cancel_and_wait(self._marker)
         await self._flush_done()
 
     async def _mark_done(self) -> None:

@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot.clock import utcnow
 from bot.store.db import (
@@ -30,6 +31,7 @@ __all__ = [
     "MemberInfo",
     "MemberStore",
     "StoredData",
+    "reached_through",
 ]
 
 # Profile fields a member sets with /hoso.
@@ -253,3 +255,17 @@ class MemberStore:
                 session.execute(delete(table).where(table.member_id == member_id))
             result = session.execute(delete(Member).where(Member.id == member_id))
             return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def reached_through(accounts: Mapping[str, str | None]) -> ColumnElement[bool]:
+    """Members reached through one of these bot accounts (or whose bot is not known yet).
+
+    ``accounts``: ``{channel: bot id}``; a bot id of None: any member of that channel.
+    """
+    parts = [
+        Member.channel == channel
+        if bot_id is None
+        else and_(Member.channel == channel, or_(Member.bot_id == bot_id, Member.bot_id.is_(None)))
+        for channel, bot_id in accounts.items()
+    ]
+    return or_(*parts) if parts else Member.id.is_(None)

@@ -24,10 +24,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Final
 
-from sqlalchemy import Select, and_, exists, func, or_, select, true, update
+from sqlalchemy import Select, and_, delete, exists, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import aliased
@@ -35,15 +35,9 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot.clock import aware, utcnow
 from bot.store.db import Member, OutboxMessage
+from bot.store.members import reached_through
 
-__all__ = [
-    "DEADLINE",
-    "SESSION",
-    "SESSION_CHANGE",
-    "Outbox",
-    "OutboxItem",
-    "aware",
-]
+__all__ = ["DEADLINE", "SESSION", "SESSION_CHANGE", "Outbox", "OutboxItem"]
 
 log = logging.getLogger(__name__)
 
@@ -61,17 +55,6 @@ _INSERT_COLUMNS: Final = (
 )
 
 
-def _of_accounts(accounts: Mapping[str, str | None]) -> ColumnElement[bool]:
-    """Members reached through one of these bot accounts (or whose bot is not known yet)."""
-    parts = [
-        Member.channel == channel
-        if bot_id is None
-        else and_(Member.channel == channel, or_(Member.bot_id == bot_id, Member.bot_id.is_(None)))
-        for channel, bot_id in accounts.items()
-    ]
-    return or_(*parts) if parts else Member.id.is_(None)
-
-
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
     """A row due for delivery, with where its member is reached."""
@@ -87,6 +70,12 @@ class OutboxItem:
     send_at: dt.datetime
     expires_at: dt.datetime
     attempts: int
+
+
+_ITEM_COLUMNS: Final = tuple(
+    getattr(Member if f.name in ("channel", "chat_id") else OutboxMessage, f.name)
+    for f in fields(OutboxItem)
+)
 
 
 class Outbox:
@@ -177,7 +166,7 @@ class Outbox:
         )
         if accounts is not None:
             candidates = candidates.join(Member, Member.id == OutboxMessage.member_id).where(
-                _of_accounts(accounts)
+                reached_through(accounts)
             )
         if self._engine.dialect.name == "postgresql":
             candidates = candidates.with_for_update(skip_locked=True, of=OutboxMessage)
@@ -203,19 +192,7 @@ class Outbox:
 
     def _items(self, condition: ColumnElement[bool], limit: int | None = None) -> list[OutboxItem]:
         query = (
-            select(
-                OutboxMessage.id,
-                OutboxMessage.member_id,
-                Member.channel,
-                Member.chat_id,
-                OutboxMessage.kind,
-                OutboxMessage.ref,
-                OutboxMessage.occurrence,
-                OutboxMessage.slot,
-                OutboxMessage.send_at,
-                OutboxMessage.expires_at,
-                OutboxMessage.attempts,
-            )
+            select(*_ITEM_COLUMNS)
             .join(Member, Member.id == OutboxMessage.member_id)
             .where(condition)
             .order_by(OutboxMessage.send_at, OutboxMessage.id)
@@ -223,14 +200,9 @@ class Outbox:
         )
         with self._engine.connect() as connection:
             rows = connection.execute(query).all()
+        moments = ("send_at", "expires_at")
         return [
-            OutboxItem(
-                **{
-                    **row._asdict(),
-                    "send_at": aware(row.send_at),
-                    "expires_at": aware(row.expires_at),
-                }
-            )
+            OutboxItem(**{**row._asdict(), **{name: aware(getattr(row, name)) for name in moments}})
             for row in rows
         ]
 
@@ -319,14 +291,8 @@ class Outbox:
 
     def release(self, row_id: int, send_at: dt.datetime, error: str) -> None:
         """``sending`` → ``pending`` at ``send_at``: the send was refused before delivery."""
-        self._move(
-            row_id,
-            "sending",
-            status="pending",
-            send_at=send_at,
-            error=error[:300],
-            reserved_by=None,
-        )
+        values = {"send_at": send_at, "error": error[:300], "reserved_by": None}
+        self._move(row_id, "sending", status="pending", **values)
 
     def postpone(self, row_id: int, send_at: dt.datetime, reason: str) -> None:
         """A pending row waits until ``send_at`` (its channel is not running now)."""
@@ -347,16 +313,10 @@ class Outbox:
 
     def drop_pending(self, reason: str, **key: Any) -> int:
         """Drops the pending rows matching ``key`` columns (e.g. a cancelled session's)."""
-        conditions = [OutboxMessage.status == "pending"]
-        for name, value in key.items():
-            column = getattr(OutboxMessage, name)
-            conditions.append(
-                column.in_(value) if isinstance(value, list | tuple) else column == value
-            )
         with self._engine.begin() as connection:
             result = connection.execute(
                 update(OutboxMessage)
-                .where(and_(*conditions))
+                .where(OutboxMessage.status == "pending", *_matching(key))
                 .values(status="dropped", error=reason)
             )
         return int(result.rowcount or 0)
@@ -403,10 +363,29 @@ class Outbox:
             )
         return count
 
+    def prune(self, before: dt.datetime) -> int:
+        """Deletes finished rows due before ``before`` (pending ones stay); returns how many."""
+        with self._engine.begin() as connection:
+            result = connection.execute(
+                delete(OutboxMessage).where(
+                    OutboxMessage.status.not_in(("pending", "sending")),
+                    OutboxMessage.send_at < before,
+                )
+            )
+        return int(result.rowcount or 0)
+
     def counts(self, **key: Any) -> dict[str, int]:
         """How many rows are in each state (optionally only those matching ``key`` columns)."""
-        query = select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
-        for name, value in key.items():
-            query = query.where(getattr(OutboxMessage, name) == value)
+        query = select(OutboxMessage.status, func.count()).where(*_matching(key))
         with self._engine.connect() as connection:
-            return {status: count for status, count in connection.execute(query).all()}
+            rows = connection.execute(query.group_by(OutboxMessage.status)).all()
+        return {status: count for status, count in rows}
+
+
+def _matching(key: Mapping[str, Any]) -> list[ColumnElement[bool]]:
+    """Conditions on outbox columns: each equals its value, or is one of a list or tuple."""
+    columns = [getattr(OutboxMessage, name) for name in key]
+    return [
+        column.in_(value) if isinstance(value, list | tuple) else column == value
+        for column, value in zip(columns, key.values(), strict=True)
+    ]
