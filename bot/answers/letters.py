@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from bot.answers import Answer, AnswerKind, AnswerService
+from bot.answers.model import Answer, AnswerKind
+from bot.answers.service import AnswerService
 from knowledge.law.references import parse_reference
 from nlu.letters import Letter
 
