@@ -1,4 +1,4 @@
-"""Composing and following broadcasts in chat (staff and admins; the caller checks the role).
+"""Composing and following broadcasts in chat (staff and admins; the router checks the role).
 
 ``/thongbao <nội dung>`` stores a draft and shows who would receive it; the
 staff member narrows the segment with buttons (province, cooperative type,
@@ -22,6 +22,7 @@ import asyncio
 import dataclasses
 from typing import Final
 
+from bot.handlers.base import ButtonPrefix, Command, Handler, Services
 from bot.profile import ProfileOptions
 from bot.replies import Button, Reply
 from bot.store.broadcasts import (
@@ -33,9 +34,9 @@ from bot.store.broadcasts import (
     render_broadcast,
 )
 from bot.store.members import MemberInfo
-from bot.store.roles import ROLE_LABELS
+from bot.store.roles import ROLE_LABELS, STAFF_ROLES
 
-__all__ = ["BroadcastChat"]
+__all__ = ["HANDLER", "BroadcastChat"]
 
 PAGE: Final = 12
 STALE: Final = "Lựa chọn này không còn hiệu lực. Gõ /thongbao để soạn thông báo mới."
@@ -182,7 +183,7 @@ class BroadcastChat:
 
     async def _send(self, info: BroadcastInfo) -> Reply:
         try:
-            sent = await asyncio.to_thread(self.store.send, info.id)
+            sent = await asyncio.to_thread(self.store.queue, info.id)
         except BroadcastError as exc:
             return Reply(str(exc), notice=True)
         return Reply(
@@ -210,3 +211,36 @@ class BroadcastChat:
             buttons += (Button("⏹ Dừng gửi", f"tb:x:{broadcast_id}"),)
         text = f"📊 Thông báo #{broadcast_id}\n{progress_line(progress, width=12)}"
         return Reply(text, buttons, edit=edit)
+
+
+async def compose(services: Services, member: MemberInfo, args: str) -> list[Reply]:
+    """Store a draft and show who would receive it (``/thongbao <nội dung>``)."""
+    return [await _broadcasts(services).compose(member, args)]
+
+
+async def status(services: Services, member: MemberInfo, args: str) -> list[Reply]:
+    """Show the progress of a broadcast (``/thongbao_trangthai [id]``)."""
+    return [await _broadcasts(services).status(args)]
+
+
+async def draft_button(services: Services, member: MemberInfo, rest: str) -> Reply:
+    """Narrow, preview, send or stop a broadcast (``tb:<action>:<id>[:<value>]``)."""
+    return await _broadcasts(services).button(rest)
+
+
+def _broadcasts(services: Services) -> BroadcastChat:
+    assert services.broadcasts is not None  # checked by the router (``needs``)
+    return BroadcastChat(services.broadcasts, services.options)
+
+
+def _switched_on(services: Services) -> bool:
+    return services.broadcasts is not None
+
+
+HANDLER: Final = Handler(
+    commands=(
+        Command("thongbao", compose, roles=STAFF_ROLES, needs=_switched_on),
+        Command("thongbao_trangthai", status, roles=STAFF_ROLES, needs=_switched_on),
+    ),
+    buttons=(ButtonPrefix("tb", draft_button, roles=STAFF_ROLES, needs=_switched_on),),
+)

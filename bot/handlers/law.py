@@ -15,17 +15,19 @@ import datetime as dt
 import re
 from typing import Final
 
+from bot.answers.texts import QUOTE_MARK
+from bot.handlers.base import ButtonPrefix, Command, Handler, Services
 from bot.replies import Button, Reply
+from bot.store.members import MemberInfo
 from knowledge.base import KnowledgeBase
 from knowledge.law.corpus import LegalCorpus, Quote
 from knowledge.law.register import Document
 
-__all__ = ["DEFAULT_DOCUMENT", "PAGE_CHARS", "LawChat", "paginate"]
+__all__ = ["DEFAULT_DOCUMENT", "HANDLER", "PAGE_CHARS", "LawChat", "paginate"]
 
 DEFAULT_DOCUMENT: Final = "17/2023/QH15"
 # One page of quoted text; the header and footer add at most ~300 characters.
 PAGE_CHARS: Final = 1600
-QUOTE_MARK: Final = "📜 Trích nguyên văn"
 STALE: Final = "Lựa chọn này không còn hiệu lực. Gõ /help để xem các lệnh."
 _DIEU_ARGS = re.compile(r"^(?:điều|dieu|đ)?\s*(\d{1,3})(?:\s+(.+))?$", re.IGNORECASE)
 
@@ -174,3 +176,31 @@ def _quote_block(quote: Quote) -> str:
 def _page_number(text: str, pages: int) -> int:
     page = int(text) if text.isdigit() else 0
     return min(max(page, 0), pages - 1)
+
+
+async def read_article(services: Services, member: MemberInfo, args: str) -> list[Reply]:
+    """Show an article verbatim (``/dieu 33 [văn bản]``)."""
+    return [_law(services).command(args)]
+
+
+async def entry_quotes(services: Services, member: MemberInfo, rest: str) -> Reply:
+    """Show an entry's basis verbatim (``law:<entry id>[:<page>]``)."""
+    return _law(services).quotes(rest)
+
+
+async def article_page(services: Services, member: MemberInfo, rest: str) -> Reply:
+    """Show a page of an article (``dieu:<slug>:<article>[:<page>]``)."""
+    return _law(services).page(rest)
+
+
+def _law(services: Services) -> LawChat:
+    return LawChat(services.answers.corpus, services.kb)
+
+
+HANDLER: Final = Handler(
+    commands=(Command("dieu", read_article, aliases=("luat",)),),
+    buttons=(ButtonPrefix("law", entry_quotes), ButtonPrefix("dieu", article_page)),
+    help=(
+        "• /dieu 33: đọc nguyên văn Điều 33 Luật HTX 2023 (/dieu 48 295/2026: điều của nghị định)",
+    ),
+)

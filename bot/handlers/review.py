@@ -1,4 +1,4 @@
-"""Reviewing questions and retraining in chat (admins only; the caller checks the role).
+"""Reviewing questions and retraining in chat (admins only; the router checks the role).
 
 ``/xemxet`` shows the most asked group of questions waiting for review, with
 the likeliest intents as buttons plus "new entry", "not relevant" and "skip";
@@ -19,12 +19,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-from bot.nlu_model.review_queue import ReviewGroup, ReviewQueue
+from bot.handlers.base import ADMIN_ONLY, ButtonPrefix, Command, Handler, Services
+from bot.nlu_model.review_queue import ReviewGroup, ReviewQueue, person
 from bot.replies import Button, Reply, shorten
 from bot.store.members import MemberInfo
 from knowledge.base import OUT_OF_SCOPE_INTENT, KnowledgeBase
 
-__all__ = ["ReviewChat", "person"]
+__all__ = ["HANDLER", "ReviewChat"]
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,6 @@ _DECISIONS: Final = {
     "x": ("irrelevant", "🚫 Đã đánh dấu không liên quan ({n} câu)."),
     "s": ("skipped", "⏭ Đã bỏ qua nhóm này ({n} câu)."),
 }
-
-
-def person(member: MemberInfo) -> str:
-    """How an admin is named in the reviewed data and the registry."""
-    name = f" ({member.display_name})" if member.display_name else ""
-    return f"{member.channel}:{member.external_id}{name}"
 
 
 class ReviewChat:
@@ -153,3 +148,36 @@ class ReviewChat:
             Button("⏭ Bỏ qua", f"xx:s:{group.id}"),
         ]
         return Reply("\n".join(lines), tuple(buttons), edit=edit)
+
+
+async def next_group(services: Services, member: MemberInfo, args: str) -> list[Reply]:
+    """Show the next group to review, or label one (``/xemxet [nhóm ý định]``)."""
+    return [await _review(services).command(member, args)]
+
+
+async def retrain(services: Services, member: MemberInfo, args: str) -> list[Reply]:
+    """Start a retrain of the NLU model (``/huanluyen``)."""
+    return [await _review(services).retrain(member)]
+
+
+async def decision_button(services: Services, member: MemberInfo, rest: str) -> Reply:
+    """Label, skip or set aside a group (``xx:<action>:<id>[:<intent>]``)."""
+    return await _review(services).button(member, rest)
+
+
+def _review(services: Services) -> ReviewChat:
+    assert services.review is not None  # checked by the router (``needs``)
+    return services.review
+
+
+def _switched_on(services: Services) -> bool:
+    return services.review is not None
+
+
+HANDLER: Final = Handler(
+    commands=(
+        Command("xemxet", next_group, roles=ADMIN_ONLY, needs=_switched_on),
+        Command("huanluyen", retrain, roles=ADMIN_ONLY, needs=_switched_on),
+    ),
+    buttons=(ButtonPrefix("xx", decision_button, roles=ADMIN_ONLY, needs=_switched_on),),
+)

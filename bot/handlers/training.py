@@ -6,7 +6,8 @@ Button payloads (``th:<action>:<session id>``)::
     th:u:<id>   give the seat back th:x:<id>   cancel the session (staff only)
 
 On Zalo the buttons become numbered choices, so members register by typing a
-number. The staff check is done by the caller (the conversation core).
+number. Who may use what is declared in ``HANDLER`` and checked by the router
+(cancelling a session is checked here: staff only).
 """
 
 from __future__ import annotations
@@ -16,23 +17,16 @@ import re
 from collections.abc import Mapping
 from typing import Final
 
+from bot.handlers.base import ButtonPrefix, Command, Handler, Services, profile_of
 from bot.profile import ProfileOptions, folded
 from bot.replies import Button, Reply, shorten
 from bot.store.members import MemberInfo
 from bot.store.roles import STAFF_ROLES
-from scheduler.training import (
-    Registration,
-    SessionDraft,
-    SessionInfo,
-    TrainingError,
-    TrainingStore,
-    describe,
-    end_moment,
-    format_moment,
-    parse_moment,
-)
+from bot.store.training import TrainingStore
+from bot.store.training_sessions import Registration, SessionDraft, SessionInfo, TrainingError
+from scheduler.training import describe, end_moment, format_moment, parse_moment
 
-__all__ = ["FORM_HELP", "TrainingChat", "parse_form"]
+__all__ = ["FORM_HELP", "HANDLER", "TrainingChat", "parse_form"]
 
 LISTED: Final = 8
 STALE: Final = "Lựa chọn này không còn hiệu lực. Gõ /taphuan để xem lịch mới nhất."
@@ -239,3 +233,39 @@ def _seat_buttons(session: SessionInfo, mine: bool) -> tuple[Button, ...]:
     if session.seats_left and session.status == "scheduled":
         return (Button("➕ Đăng ký", f"th:r:{session.id}"),)
     return ()
+
+
+async def upcoming_sessions(services: Services, member: MemberInfo, args: str) -> list[Reply]:
+    """List the sessions open to the member (``/taphuan``)."""
+    if services.training is None:
+        return [Reply("Tính năng tập huấn chưa được bật trên hệ thống này.")]
+    return [await _training(services).upcoming(member, profile_of(member))]
+
+
+async def create_session(services: Services, member: MemberInfo, args: str) -> list[Reply]:
+    """Create a session from the staff member's form (``/taphuan_tao``)."""
+    return [await _training(services).create(member, args)]
+
+
+async def session_button(services: Services, member: MemberInfo, rest: str) -> Reply:
+    """Show, take, give back or cancel a seat or a session (``th:<action>:<id>``)."""
+    return await _training(services).button(member, rest, profile_of(member))
+
+
+def _training(services: Services) -> TrainingChat:
+    assert services.training is not None  # checked by the router (``needs``)
+    return TrainingChat(services.training, services.options)
+
+
+def _switched_on(services: Services) -> bool:
+    return services.training is not None
+
+
+HANDLER: Final = Handler(
+    commands=(
+        Command("taphuan", upcoming_sessions, menu=True),
+        Command("taphuan_tao", create_session, roles=STAFF_ROLES, needs=_switched_on),
+    ),
+    buttons=(ButtonPrefix("th", session_button, needs=_switched_on),),
+    help=("• /taphuan: lịch tập huấn, đăng ký tham gia",),
+)
