@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from bot.channels.text_split import split_text
 from bot.channels.webhooks import checked_body, derived_secret
@@ -46,6 +47,7 @@ from bot.replies import Button, Reply
 from bot.sending import RateLimited, RecipientBlocked, SendError
 from bot.settings import Settings
 from bot.store.inbox import InboxRow, InboxWorker
+from bot.tasks import cancel_and_wait
 
 __all__ = [
     "CHANNEL",
@@ -194,6 +196,8 @@ def _sent_at(value: Any) -> dt.datetime:
 class ZaloChannel:
     """Receives Zalo updates through the durable inbox, hands them to the core, sends replies."""
 
+    name: Final = CHANNEL
+
     def __init__(self, settings: Settings, conversation: Conversation, engine: Engine) -> None:
         """Prepares the client and the inbox (nothing is sent until ``start``)."""
         assert settings.zalo_bot_token is not None
@@ -220,8 +224,22 @@ class ZaloChannel:
         )
         self._poller: asyncio.Task[None] | None = None
 
+    def routes(self) -> list[BaseRoute]:
+        """``POST /zalo``: the webhook (404 while the channel polls)."""
+        return [Route("/zalo", self.handle_webhook, methods=["POST"])]
+
     async def start(self) -> None:
-        """Checks the token, resumes the inbox, then sets the webhook or starts long polling."""
+        """Checks the token, resumes the inbox, then sets the webhook or starts long polling.
+
+        On failure the HTTP client is closed before the error is raised.
+        """
+        try:
+            await self._start()
+        except BaseException:
+            await self.client.aclose()
+            raise
+
+    async def _start(self) -> None:
         me = await self.client.get_me()
         log.info("Zalo: connected as %s", me.get("account_name") or me.get("id"))
         await self.worker.start()
@@ -235,9 +253,7 @@ class ZaloChannel:
 
     async def stop(self) -> None:
         """Stops polling, finishes the events in hand, closes the client."""
-        if self._poller is not None:
-            self._poller.cancel()
-            await asyncio.gather(self._poller, return_exceptions=True)
+        await cancel_and_wait(self._poller)
         await self.worker.stop()
         await self.client.aclose()
 

@@ -12,7 +12,7 @@ One long-lived ``httpx.AsyncClient`` per client. Errors are mapped in one place
      └── ZaloServerError    5xx, connection failures, bodies that are not the envelope
 
 Retries: a request is retried only where repeating it cannot send a message
-twice: every method except ``sendMessage``/``sendPhoto`` on connection
+twice: every method except ``sendMessage`` on connection
 failures, timeouts, 5xx and 429; sends only when the server cannot have
 acted on them (the connection was never made, or it answered 429).
 
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ZALO_BASE_URL: Final = "https://bot-api.zaloplatforms.com"
 ZALO_TEXT_LIMIT: Final = 2000
-_SENDS: Final = frozenset({"sendMessage", "sendPhoto"})
+_SENDS: Final = frozenset({"sendMessage"})
 _ATTEMPTS: Final = 3
 
 
@@ -144,20 +144,11 @@ class ZaloClient:
         """Switches back to getUpdates (the two exclude each other)."""
         await self.call("deleteWebhook")
 
-    async def get_webhook_info(self) -> dict[str, Any]:
-        """The current webhook, if any."""
-        result = await self.call("getWebhookInfo")
-        return result if isinstance(result, dict) else {}
-
     async def send_message(self, chat_id: str, text: str) -> str:
         """Sends a text (1 to 2000 characters); returns the message id."""
         result = await self.call("sendMessage", {"chat_id": chat_id, "text": text})
         message_id = result.get("message_id") if isinstance(result, dict) else None
         return str(message_id) if message_id is not None else ""
-
-    async def send_chat_action(self, chat_id: str, action: str = "typing") -> None:
-        """Shows "typing..." in the chat."""
-        await self.call("sendChatAction", {"chat_id": chat_id, "action": action})
 
     # -- transport ---------------------------------------------------------------------
 
