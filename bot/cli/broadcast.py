@@ -12,20 +12,15 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.context import cli_engine
+from bot.cli.context import cli_engine, fail
+from bot.clock import format_timestamp
 from bot.profile import load_profile_options
 from bot.store.broadcasts import BroadcastError, BroadcastStore, Segment, progress_line
 from bot.store.outbox import Outbox
-from scheduler.planner import VIETNAM
 
 __all__ = ["broadcast_app"]
 
 broadcast_app = typer.Typer(no_args_is_help=True, help="Staff announcements to members.")
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(code)
 
 
 @broadcast_app.command("send")
@@ -51,7 +46,7 @@ def broadcast_send(
     try:
         chosen = Segment.parse(segment or [], options)
     except BroadcastError as exc:
-        raise _fail(str(exc), 2) from exc
+        raise fail(str(exc), 2) from exc
     text = text_file.read_text(encoding="utf-8")
     with cli_engine() as engine:
         store = BroadcastStore(engine, Outbox(engine))
@@ -63,7 +58,7 @@ def broadcast_send(
         try:
             created = store.create(text, chosen, created_by=by or "cli")
         except BroadcastError as exc:
-            raise _fail(str(exc)) from exc
+            raise fail(str(exc)) from exc
     typer.echo(
         f"Đã tạo thông báo #{created.id} tới {created.recipients:,} thành viên "
         f"({chosen.describe(options)}). Xem tiến độ: coopbot broadcast status {created.id}"
@@ -83,12 +78,12 @@ def broadcast_status(
         if broadcast_id is None:
             newest = store.latest(1)
             if not newest:
-                raise _fail("Chưa có thông báo nào.")
+                raise fail("Chưa có thông báo nào.")
             broadcast_id = newest[0].id
         while True:
             progress = store.progress(broadcast_id)
             if progress is None:
-                raise _fail(f"Không có thông báo #{broadcast_id}.")
+                raise fail(f"Không có thông báo #{broadcast_id}.")
             line = f"#{broadcast_id} {progress_line(progress)}"
             if not watch or progress.broadcast.status != "sending":
                 typer.echo(line)
@@ -104,7 +99,7 @@ def broadcast_cancel(broadcast_id: Annotated[int, typer.Argument(help="Mã thôn
         try:
             dropped = BroadcastStore(engine, Outbox(engine)).cancel(broadcast_id)
         except BroadcastError as exc:
-            raise _fail(str(exc)) from exc
+            raise fail(str(exc)) from exc
     typer.echo(f"Đã dừng thông báo #{broadcast_id}; {dropped:,} tin chưa gửi sẽ không được gửi.")
 
 
@@ -119,6 +114,6 @@ def broadcast_list() -> None:
     for b in latest:
         first_line = " ".join(b.text.split())[:50]
         typer.echo(
-            f"#{b.id:<4} {b.created_at.astimezone(VIETNAM):%d/%m/%Y %H:%M}  {b.status:<9} "
+            f"#{b.id:<4} {format_timestamp(b.created_at)}  {b.status:<9} "
             f"{b.recipients:>7,}  {b.segment.describe(options)}  «{first_line}»"
         )

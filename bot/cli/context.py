@@ -1,30 +1,25 @@
-"""The one place where the answer service and its parts are built and closed."""
+"""What every command shares: its settings, its logging, its database and the answer service.
+
+The answer service is built by the composition root (``bot.app.answer_service``);
+it is re-exported here for the command modules.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
-from bot.answers import AnswerService
-from bot.nlu_model.client import NLUClient
-from bot.nlu_model.registry import ModelRegistry
-from bot.nlu_model.review_queue import ReviewLog
-from bot.nlu_model.service import ensure_nlu_service
-from bot.nlu_model.swap import serving_model
+from bot.app import answer_service
 from bot.settings import Settings, load_settings
 from bot.store.db import create_db_engine, upgrade_db
-from knowledge.base import load_knowledge_base
-from knowledge.law.corpus import LegalCorpus
-from knowledge.search import KnowledgeSearch
-from nlu.build import TRAIN_DIR, load_examples
 
-__all__ = ["answer_service", "cli_engine", "cli_settings", "configure_logging"]
+__all__ = ["answer_service", "cli_engine", "cli_settings", "configure_logging", "fail"]
 
 
 def configure_logging(settings: Settings) -> None:
@@ -38,47 +33,6 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     # Alembic says "Context impl SQLiteImpl." on every start-up.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
-
-
-@asynccontextmanager
-async def answer_service(
-    settings: Settings, *, use_nlu: bool = True
-) -> AsyncIterator[AnswerService]:
-    """Builds the answer service (starting the NLU service if needed) and closes it after use."""
-    kb = load_knowledge_base()
-    corpus = LegalCorpus.load()
-    search = KnowledgeSearch(kb, load_examples(TRAIN_DIR))
-    engine = create_db_engine(settings.database_url)
-    upgrade_db(engine)
-
-    def build(nlu: NLUClient | None) -> AnswerService:
-        return AnswerService(
-            kb,
-            search,
-            nlu,
-            threshold=settings.nlu_confidence_threshold,
-            search_min_score=settings.search_min_score,
-            search_min_coverage=settings.search_min_coverage,
-            review_log=ReviewLog(engine),
-            review_threshold=settings.review_confidence_threshold,
-            corpus=corpus,
-        )
-
-    try:
-        if not use_nlu:
-            yield build(None)
-            return
-        registry = ModelRegistry(engine, settings.model_dir)
-        async with (
-            ensure_nlu_service(
-                settings,
-                choose=lambda: serving_model(registry, settings.reviewed_data, record=False),
-            ) as endpoint,
-            endpoint.client(timeout=settings.nlu_timeout) as nlu,
-        ):
-            yield build(nlu)
-    finally:
-        engine.dispose()
 
 
 def cli_settings() -> Settings:
@@ -101,3 +55,9 @@ def cli_engine() -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Prints ``message`` on stderr and returns the ``typer.Exit`` for the caller to raise."""
+    typer.echo(message, err=True)
+    return typer.Exit(code)

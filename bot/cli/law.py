@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from knowledge.base import KnowledgeBaseError, load_knowledge_base
-from knowledge.law.check import check_all
+from knowledge.check import check_all
 from knowledge.law.corpus import LegalCorpus, UnresolvedReference
 from knowledge.law.references import Reference
 from knowledge.law.register import RegisterError

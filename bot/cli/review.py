@@ -1,29 +1,26 @@
-"""``coopbot review list|show|label|skip`` and ``coopbot nlu retrain|models|rollback``.
+"""``coopbot review list|show|label|skip``: the questions the bot answered badly.
 
 The admin's loop on the command line: look at what members asked that the
-bot could not answer well, label it, retrain, and deploy or roll back.
+bot could not answer well, label it, then retrain, and deploy or roll back
+with ``coopbot nlu retrain|models|rollback`` (bot/cli/nlu.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import os
-import time
 from typing import Annotated
 
 import typer
 
 from bot.cli.context import cli_engine, cli_settings
 from bot.clock import format_timestamp
-from bot.nlu_model.registry import ModelRecord, ModelRegistry, RegistryError, RetrainBusy
-from bot.nlu_model.retrain import Retrainer, RetrainError
 from bot.nlu_model.review_queue import ReviewGroup, ReviewQueue
 from bot.replies import shorten
 from bot.settings import Settings
 from nlu.build import TRAIN_DIR, load_examples
 
-__all__ = ["add_model_commands", "review_app"]
+__all__ = ["By", "operator_name", "review_app"]
 
 review_app = typer.Typer(
     no_args_is_help=True, help="Review questions the bot answered badly and label them."
@@ -40,7 +37,8 @@ By = Annotated[
 ]
 
 
-def _by(value: str | None) -> str:
+def operator_name(value: str | None) -> str:
+    """Who decides: ``--by`` (trimmed, at most 100 characters) or ``cli:`` and the user name."""
     if value and value.strip():
         return value.strip()[:100]
     try:
@@ -149,7 +147,7 @@ def review_label(
             raise typer.Exit(2)
         group = _find(queue, group_id)
         if intent is not None:
-            added = queue.label(group, intent, _by(by))
+            added = queue.label(group, intent, operator_name(by))
             typer.echo(
                 f"Đã gán {group.count} câu của nhóm #{group.id} vào {intent} "
                 f"({added} câu mẫu mới trong {settings.reviewed_data})."
@@ -157,7 +155,7 @@ def review_label(
             typer.echo("Chạy `coopbot nlu retrain` để huấn luyện lại mô hình.")
             return
         status = "new_entry" if new_entry else "irrelevant"
-        count = queue.decide(group, status, _by(by))
+        count = queue.decide(group, status, operator_name(by))
         what = "cần mục mới" if new_entry else "không liên quan"
         typer.echo(f"Đã đánh dấu {count} câu của nhóm #{group.id}: {what}.")
 
@@ -168,124 +166,5 @@ def review_skip(group_id: GroupId, by: By = None) -> None:
     settings = cli_settings()
     with cli_engine() as engine:
         queue = _queue(settings, engine)
-        count = queue.decide(_find(queue, group_id), "skipped", _by(by))
+        count = queue.decide(_find(queue, group_id), "skipped", operator_name(by))
     typer.echo(f"Đã bỏ qua {count} câu của nhóm #{group_id}.")
-
-
-# -- nlu retrain | models | rollback ---------------------------------------------------------
-
-
-def _metrics(record: ModelRecord) -> str:
-    heldout = record.metrics.get("heldout")
-    if not heldout:
-        return "-"
-    text = f"{heldout['accuracy']:.1%} / F1 {heldout['macro_f1']:.3f}"
-    reviewed = record.metrics.get("reviewed") or {}
-    if reviewed.get("n"):
-        text += f" / nhãn {reviewed['accuracy']:.0%} ({reviewed['n']})"
-    return text
-
-
-def _wait_loaded(registry: ModelRegistry, record: ModelRecord, wait: float) -> None:
-    """Waits until a running assistant serves ``record`` (it stamps ``loaded_at``)."""
-    if wait <= 0:
-        typer.echo("Trợ lý đang chạy sẽ tự nạp mô hình này.")
-        return
-    typer.echo(f"Đang chờ trợ lý đang chạy nạp {record.version} (tối đa {wait:.0f} s)...")
-    deadline = time.monotonic() + wait
-    loaded = registry.by_id(record.id)
-    while (loaded is None or loaded.loaded_at is None) and time.monotonic() < deadline:
-        time.sleep(0.5)
-        loaded = registry.by_id(record.id)
-    if loaded is None or loaded.loaded_at is None:
-        typer.echo(
-            "Chưa có trợ lý nào nạp mô hình này (có thể không có `coopbot run` nào đang chạy); "
-            "lần khởi động tới sẽ dùng nó."
-        )
-        return
-    assert loaded.loaded_at is not None and loaded.deployed_at is not None
-    seconds = (loaded.loaded_at - loaded.deployed_at).total_seconds()
-    typer.echo(f"Trợ lý đang trả lời bằng {loaded.version} (nạp sau {seconds:.1f} s).")
-
-
-Wait = Annotated[
-    float,
-    typer.Option(help="Seconds to wait for the running assistant to load it (0: don't wait)."),
-]
-
-
-def add_model_commands(nlu_app: typer.Typer) -> None:
-    """Adds ``retrain``, ``models`` and ``rollback`` to ``coopbot nlu``."""
-
-    @nlu_app.command("retrain")
-    def nlu_retrain(
-        force: Annotated[
-            bool,
-            typer.Option("--force", help="Retrain even if nothing changed; deploy even if worse."),
-        ] = False,
-        wait: Wait = 60.0,
-        by: By = None,
-    ) -> None:
-        """Train on the data plus labelled questions, evaluate, deploy if not worse."""
-        settings = cli_settings()
-        with cli_engine() as engine:
-            retrainer = Retrainer(settings, engine, progress=lambda line: typer.echo(line))
-            try:
-                outcome = asyncio.run(retrainer.run(_by(by), force=force))
-            except (RetrainBusy, RetrainError) as exc:
-                typer.echo(str(exc), err=True)
-                raise typer.Exit(1) from exc
-            typer.echo(outcome.summary())
-            if outcome.status == "refused":
-                typer.echo("Dùng --force để vẫn triển khai.")
-                raise typer.Exit(3)
-            if outcome.status == "deployed" and outcome.record is not None:
-                _wait_loaded(retrainer.registry, outcome.record, wait)
-
-    @nlu_app.command("models")
-    def nlu_models(
-        limit: Annotated[int, typer.Option(help="Show at most this many.", min=1)] = 20,
-    ) -> None:
-        """The model registry: versions, data hash, metrics, who deployed and when."""
-        settings = cli_settings()
-        with cli_engine() as engine:
-            records = ModelRegistry(engine, settings.model_dir).latest(limit)
-        if not records:
-            typer.echo("Chưa có mô hình nào trong sổ đăng ký (`coopbot run` ghi mô hình đầu tiên).")
-            return
-        typer.echo(
-            f"{'bản':<6}{'trạng thái':<13}{'dữ liệu':<14}{'tập kiểm tra / nhãn':<36}"
-            f"{'triển khai':<40}tạo lúc"
-        )
-        for r in records:
-            deployed = (
-                f"{format_timestamp(r.deployed_at)} bởi {r.deployed_by}" if r.deployed_at else "-"
-            )
-            marker = "*" if r.status == "deployed" else " "
-            typer.echo(
-                f"{marker}{r.version:<5}{r.status:<13}{(r.data_hash or '-')[:12]:<14}"
-                f"{_metrics(r):<36}{shorten(deployed, 39):<40}{format_timestamp(r.created_at)}"
-            )
-            if r.status in ("training", "refused", "failed") and r.decision:
-                typer.echo(f"       {r.decision}")
-
-    @nlu_app.command("rollback")
-    def nlu_rollback(
-        to: Annotated[
-            str | None, typer.Option("--to", help="Deploy this version instead (e.g. v3).")
-        ] = None,
-        wait: Wait = 60.0,
-        by: By = None,
-    ) -> None:
-        """Deploy the model deployed before the current one (or --to VERSION)."""
-        settings = cli_settings()
-        with cli_engine() as engine:
-            registry = ModelRegistry(engine, settings.model_dir)
-            try:
-                old, new = registry.rollback(_by(by), to)
-            except RegistryError as exc:
-                typer.echo(str(exc), err=True)
-                raise typer.Exit(1) from exc
-            was = f" thay cho {old.version}" if old is not None else ""
-            typer.echo(f"Đã triển khai lại {new.version}{was}.")
-            _wait_loaded(registry, new, wait)

@@ -1,4 +1,4 @@
-"""``coopbot training ...`` (sessions for staff) and ``coopbot reminders ...`` (the outbox).
+"""``coopbot training add|edit|list|cancel|attendees``: training sessions, for staff.
 
 These commands work on the database only; the running assistant's reminder
 worker picks up what they put into the outbox (change and cancellation
@@ -10,31 +10,22 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import func, select
 
-from bot.cli.context import cli_engine
-from bot.clock import VIETNAM, aware, format_timestamp
+from bot.cli.context import cli_engine, fail
+from bot.clock import VIETNAM, aware
 from bot.profile import load_profile_options
-from bot.store.db import APSCHEDULER_JOBS, OutboxMessage
 from bot.store.outbox import Outbox
-from scheduler.deadlines import RuleError, load_rules
-from scheduler.planner import DeadlinePlanner
-from scheduler.training import (
-    SessionDraft,
-    SessionInfo,
-    TrainingError,
-    TrainingStore,
-    describe,
-    end_moment,
-    format_moment,
-    parse_moment,
-)
+from bot.store.training import TrainingStore
+from bot.store.training_sessions import SessionDraft, SessionInfo, TrainingError
+from scheduler.training import describe, end_moment, format_moment, parse_moment
 
-__all__ = ["reminders_app", "training_app"]
+__all__ = ["training_app"]
 
 CSV_HEADER = (
     "member_id",
@@ -46,12 +37,6 @@ CSV_HEADER = (
     "registered_at",
 )
 training_app = typer.Typer(no_args_is_help=True, help="Training sessions (staff).")
-reminders_app = typer.Typer(no_args_is_help=True, help="Deadline and session reminders.")
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(code)
 
 
 def _code(field: str, label: str, typed: str | None) -> str | None:
@@ -59,7 +44,7 @@ def _code(field: str, label: str, typed: str | None) -> str | None:
         return None
     code = load_profile_options().find(field, typed)
     if code is None:
-        raise _fail(f"{label} không có trong danh sách: {typed!r}.", 2)
+        raise fail(f"{label} không có trong danh sách: {typed!r}.", 2)
     return code
 
 
@@ -140,6 +125,21 @@ def _moments(start: str | None, end: str | None, current: SessionInfo | None) ->
     return values
 
 
+@contextmanager
+def _sessions() -> Iterator[TrainingStore]:
+    """The training store on the configured database, for one command."""
+    with cli_engine() as engine:
+        yield TrainingStore(engine, Outbox(engine))
+
+
+def _existing(store: TrainingStore, session_id: int) -> SessionInfo:
+    """The session ``session_id``; exits with an error when there is none."""
+    session = store.get(session_id)
+    if session is None:
+        raise fail(f"Không có buổi tập huấn #{session_id}.")
+    return session
+
+
 @training_app.command("add")
 def training_add(
     title: Title = None,
@@ -155,8 +155,7 @@ def training_add(
     by: Annotated[str | None, typer.Option("--by", help="Người tạo.")] = None,
 ) -> None:
     """Create a training session."""
-    with cli_engine() as engine:
-        store = TrainingStore(engine, Outbox(engine))
+    with _sessions() as store:
         try:
             values = _fields(
                 title, start, end, capacity, place, link, province, coop_type,
@@ -165,7 +164,7 @@ def training_add(
             draft = SessionDraft.build(**{"description": "", **values})
             session = store.create(draft, created_by=by or "cli")
         except TrainingError as exc:
-            raise _fail(str(exc)) from exc
+            raise fail(str(exc)) from exc
         typer.echo(f"Đã tạo buổi tập huấn #{session.id}\n{_describe(session)}")
 
 
@@ -184,11 +183,8 @@ def training_edit(
     description_file: DescriptionFile = None,
 ) -> None:
     """Change a session; registered members are told about time, place and title changes."""
-    with cli_engine() as engine:
-        store = TrainingStore(engine, Outbox(engine))
-        current = store.get(session_id)
-        if current is None:
-            raise _fail(f"Không có buổi tập huấn #{session_id}.")
+    with _sessions() as store:
+        current = _existing(store, session_id)
         try:
             changes = _fields(
                 title, start, end, capacity, place, link, province, coop_type,
@@ -196,7 +192,7 @@ def training_edit(
             )  # fmt: skip
             updated = store.update(session_id, **changes)
         except TrainingError as exc:
-            raise _fail(str(exc)) from exc
+            raise fail(str(exc)) from exc
         if updated.version == current.version and updated == current:
             typer.echo("Không có gì thay đổi.")
             return
@@ -210,8 +206,7 @@ def training_list(
     show_all: Annotated[bool, typer.Option("--all", help="Cả buổi đã qua và đã huỷ.")] = False,
 ) -> None:
     """List upcoming sessions (with --all: every session)."""
-    with cli_engine() as engine:
-        store = TrainingStore(engine, Outbox(engine))
+    with _sessions() as store:
         sessions = store.all() if show_all else store.upcoming()
     if not sessions:
         typer.echo("Chưa có buổi tập huấn nào.")
@@ -235,11 +230,8 @@ def training_cancel(
     yes: Annotated[bool, typer.Option("--yes", help="Không hỏi lại.")] = False,
 ) -> None:
     """Cancel a session; registered members are told."""
-    with cli_engine() as engine:
-        store = TrainingStore(engine, Outbox(engine))
-        current = store.get(session_id)
-        if current is None:
-            raise _fail(f"Không có buổi tập huấn #{session_id}.")
+    with _sessions() as store:
+        current = _existing(store, session_id)
         if not yes and not typer.confirm(
             f"Huỷ buổi #{session_id} “{current.title}” "
             f"({format_moment(current.starts_at)}), {current.registered} người đã đăng ký?"
@@ -249,7 +241,7 @@ def training_cancel(
         try:
             cancelled = store.cancel(session_id)
         except TrainingError as exc:
-            raise _fail(str(exc)) from exc
+            raise fail(str(exc)) from exc
         typer.echo(
             f"Đã huỷ buổi #{session_id}; {cancelled.registered} người đã đăng ký sẽ nhận thông báo."
         )
@@ -261,11 +253,8 @@ def training_attendees(
     as_csv: Annotated[bool, typer.Option("--csv", help="Xuất CSV (UTF-8) ra stdout.")] = False,
 ) -> None:
     """List the members registered for a session."""
-    with cli_engine() as engine:
-        store = TrainingStore(engine, Outbox(engine))
-        session = store.get(session_id)
-        if session is None:
-            raise _fail(f"Không có buổi tập huấn #{session_id}.")
+    with _sessions() as store:
+        session = _existing(store, session_id)
         people = store.attendees(session_id)
     if as_csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
@@ -279,47 +268,3 @@ def training_attendees(
     for number, a in enumerate(people, start=1):
         name = " ".join((a.display_name or "(không tên)").split())
         typer.echo(f"{number:>3}. {name}  ({a.channel}, {a.external_id})")
-
-
-@reminders_app.command("status")
-def reminders_status() -> None:
-    """Outbox counts per kind and state, how far reminders are planned, the jobs."""
-    with cli_engine() as engine:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                select(OutboxMessage.kind, OutboxMessage.status, func.count())
-                .group_by(OutboxMessage.kind, OutboxMessage.status)
-                .order_by(OutboxMessage.kind, OutboxMessage.status)
-            ).all()
-            jobs = connection.execute(
-                select(APSCHEDULER_JOBS.c.id, APSCHEDULER_JOBS.c.next_run_time)
-            ).all()
-        planner = DeadlinePlanner(engine, Outbox(engine), ())
-        until = planner.planned_until()
-        next_at = Outbox(engine).next_send_at()
-    for kind, status, count in rows:
-        typer.echo(f"{kind:<15} {status:<8} {count}")
-    if not rows:
-        typer.echo("outbox empty")
-    typer.echo(f"planned until   {format_timestamp(until, seconds=True)}")
-    typer.echo(f"next send       {format_timestamp(next_at, seconds=True)}")
-    for job_id, stamp in jobs:
-        moment = dt.datetime.fromtimestamp(stamp, dt.UTC) if stamp is not None else None
-        typer.echo(f"job {job_id:<22} next run {format_timestamp(moment, seconds=True)}")
-
-
-@reminders_app.command("plan")
-def reminders_plan() -> None:
-    """Plan deadline reminders now, up to the end of tomorrow (the daily job does this too)."""
-    with cli_engine() as engine:
-        try:
-            rules = load_rules()
-        except RuleError as exc:
-            raise _fail(f"error: {exc}") from exc
-        result = DeadlinePlanner(engine, Outbox(engine), rules).plan()
-    typer.echo(
-        f"planned {format_timestamp(result.start, seconds=True)} .. "
-        f"{format_timestamp(result.end, seconds=True)}: {result.slots} slots, "
-        f"{result.enqueued} reminders, {result.caught_up} caught up, "
-        f"{len(result.dropped_slots)} missed slots dropped"
-    )
