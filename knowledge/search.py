@@ -18,81 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from knowledge.base import Entry, KnowledgeBase
+from knowledge.stopwords import STOPWORDS
 from nlu.segmenter import segment
 from nlu.textnorm import normalize_word
 
-__all__ = ["STOPWORDS", "BM25Index", "KnowledgeSearch", "SearchHit", "search_terms"]
+__all__ = ["BM25Index", "KnowledgeSearch", "SearchHit", "search_terms"]
 
-# Function words that carry no topic; the question frame ("cho em hỏi ... là
-# gì ạ") would otherwise dominate short queries.
-STOPWORDS: frozenset[str] = frozenset(
-    [
-        "a",
-        "ah",
-        "ak",
-        "a_a",
-        "ban",
-        "cac",
-        "cai",
-        "cho",
-        "chi",
-        "co",
-        "cua",
-        "da",
-        "dang",
-        "day",
-        "de",
-        "den",
-        "di",
-        "do",
-        "duoc",
-        "em",
-        "gi",
-        "ha",
-        "hay",
-        "hoi",
-        "khi",
-        "khong",
-        "la",
-        "lam",
-        "ma",
-        "minh",
-        "moi",
-        "nao",
-        "nay",
-        "neu",
-        "nhe",
-        "nhi",
-        "nhu",
-        "nhung",
-        "o",
-        "oi",
-        "roi",
-        "sao",
-        "se",
-        "tai",
-        "the",
-        "thi",
-        "toi",
-        "tu",
-        "va",
-        "vay",
-        "ve",
-        "voi",
-        "vi",
-        "vo",
-        "xin",
-        "u",
-        "uh",
-        "nha",
-        "nhe_a",
-        "anh",
-        "chu",
-        "a_oi",
-        "vang",
-        "da_a",
-    ]
-)
 _TITLE_WEIGHT = 3
 _WORD = re.compile(r"\w+")
 

@@ -25,16 +25,17 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from bot.handlers.review import person
 from bot.nlu_model.client import NLUError
 from bot.nlu_model.evaluation import predict, split_pairs
 from bot.nlu_model.registry import ModelRecord, ModelRegistry, RetrainBusy, busy_message
+from bot.nlu_model.review_queue import person
 from bot.nlu_model.service import NLUService
 from bot.nlu_model.swap import ModelKeeper, serving_model
 from bot.replies import Reply
 from bot.sending import SendError, Senders
 from bot.settings import Settings
 from bot.store.members import MemberInfo
+from bot.tasks import cancel_and_wait
 from nlu.build import (
     NLUBuildError,
     fingerprint,
@@ -376,9 +377,7 @@ class ChatRetrain:
     async def stop(self) -> None:
         """Stops a retrain in progress (its registry row is marked failed)."""
         if self._task is not None and not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     async def wait(self) -> None:
         """Waits for the retrain in progress (tests)."""

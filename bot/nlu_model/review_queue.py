@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from bot.clock import aware, utcnow
 from bot.store.db import ReviewQuestion
+from bot.store.members import MemberInfo
 from nlu.privacy import mask_personal_data
 from nlu.reviewed import add_examples
 from nlu.textnorm import ABBREVIATIONS, strip_diacritics
@@ -37,6 +38,7 @@ __all__ = [
     "ReviewGroup",
     "ReviewLog",
     "ReviewQueue",
+    "person",
     "similar",
     "words",
 ]
@@ -312,3 +314,9 @@ class ReviewQueue:
                 .values(status=status, label=label, labelled_by=by, labelled_at=now or utcnow())
             )
             return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def person(member: MemberInfo) -> str:
+    """How an admin is named in the reviewed data and the registry."""
+    name = f" ({member.display_name})" if member.display_name else ""
+    return f"{member.channel}:{member.external_id}{name}"

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from bot.nlu_model.client import NLUAuthError, NLUClient
 from bot.settings import PROJECT_ROOT, Settings
+from bot.tasks import cancel_and_wait
 from nlu.build import (
     NLUBuildError,
     current_model,
@@ -323,7 +324,5 @@ async def ensure_nlu_service(
         supervisor = asyncio.create_task(service.supervise(), name="nlu-supervisor")
         yield service.endpoint
     finally:
-        if supervisor is not None:
-            supervisor.cancel()
-            await asyncio.gather(supervisor, return_exceptions=True)
+        await cancel_and_wait(supervisor)
         service.stop()

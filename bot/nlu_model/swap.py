@@ -13,7 +13,6 @@ and wait for that stamp.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 from bot.nlu_model.client import NLUClient, NLUError
 from bot.nlu_model.registry import ModelRecord, ModelRegistry
 from bot.nlu_model.service import pick_model
+from bot.tasks import cancel_and_wait
 
 __all__ = ["ModelKeeper", "serving_model"]
 
@@ -78,11 +78,8 @@ class ModelKeeper:
 
     async def stop(self) -> None:
         """Stops watching (a swap in progress finishes first)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _watch(self) -> None:
         while True:

@@ -33,7 +33,7 @@ import numpy as np
 import yaml
 
 from knowledge.law.references import Reference
-from knowledge.search import STOPWORDS
+from knowledge.stopwords import STOPWORDS
 from nlu.segmenter import segment
 from nlu.textnorm import plain_words
 
