@@ -1,4 +1,4 @@
-"""Runs the real assistant (``bot.app.serve``) in a background thread, for end-to-end tests."""
+"""Runs the real assistant (``bot.web.serve``) in a background thread, for end-to-end tests."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import asyncio
 import threading
 from typing import Any
 
-from bot.app import serve
 from bot.settings import Settings
+from bot.web import serve
 
 
 class RunningBot:

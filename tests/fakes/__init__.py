@@ -1,17 +1,24 @@
-"""Local fake servers that play remote APIs over real HTTP on 127.0.0.1, for tests."""
+"""Local fake servers that play remote APIs over real HTTP on 127.0.0.1, for tests.
+
+- `tests.fakes.wire`: what a recorded call, an error answer, a bot's state and a
+  request being handled are; request parameters; the webhook poster.
+- `tests.fakes.control`: the shared state and the test API (calls, waits, failures).
+- `tests.fakes.server`: the HTTP server thread, request handling, webhook delivery.
+- `tests.fakes.telegram`: the fake Telegram Bot API (methods, chats, HTML entities).
+- `tests.fakes.zalo`: the fake Zalo Bot Platform API.
+"""
 
 from __future__ import annotations
 
-from tests.fakes.telegram_api import (
+from tests.fakes.telegram import (
     Call,
     EntityParseError,
     FakeTelegram,
     WebhookDelivery,
     parse_html,
-    parse_markdown_v2,
     utf16_len,
 )
-from tests.fakes.zalo_api import FakeZalo, ZaloCall, ZaloDelivery
+from tests.fakes.zalo import FakeZalo, ZaloCall, ZaloDelivery
 
 __all__ = [
     "Call",
@@ -22,6 +29,5 @@ __all__ = [
     "ZaloCall",
     "ZaloDelivery",
     "parse_html",
-    "parse_markdown_v2",
     "utf16_len",
 ]

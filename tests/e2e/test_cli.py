@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.cli import read_batch
+from bot.cli.ask import read_batch
 from bot.nlu_model.service import free_port
 from bot.store.db import ReviewQuestion, create_db_engine
 from tests.processes import COOPBOT, coopbot

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from nlu.build import PROJECT_ROOT, nlu_env
-from tests.test_segmenter import SEGMENT_TABLE, _hostile_lines
+from tests.unit.test_segmenter import SEGMENT_TABLE, _hostile_lines
 
-PROBE = Path(__file__).parent / "nlu_component_probe.py"
+PROBE = Path(__file__).parents[1] / "nlu_component_probe.py"
 NLU_PYTHON = PROJECT_ROOT / ".venv-nlu" / "bin" / "python"
 
 

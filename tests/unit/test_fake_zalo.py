@@ -156,18 +156,6 @@ def test_text_length_is_1_to_2000_characters(fake: FakeZalo, api: httpx.Client) 
     assert [len(m["text"]) for m in fake.sent_messages()] == [2000, 2000]
 
 
-def test_send_photo_and_chat_action(fake: FakeZalo, api: httpx.Client) -> None:
-    photo = "https://cdn.example/lua.jpg"
-    sent = result(api, "sendPhoto", chat_id=CHAT, photo=photo, caption="Lúa chín")
-    assert HEX32.fullmatch(sent["message_id"])
-    assert_error(post(api, "sendPhoto", chat_id=CHAT, photo="lua.jpg"), 400, "photo")
-    assert result(api, "sendChatAction", chat_id=CHAT, action="typing") is True
-    assert_error(post(api, "sendChatAction", chat_id=CHAT), 400, "action")
-    assert fake.sent_messages() == [
-        {"chat_id": CHAT, "photo": photo, "caption": "Lúa chín", **sent}
-    ]
-
-
 # --------------------------------------------------------------- updates
 
 
@@ -191,8 +179,7 @@ def test_get_updates_returns_one_update_object(fake: FakeZalo, api: httpx.Client
 
 
 def test_get_updates_long_polls_until_a_push(fake: FakeZalo, api: httpx.Client) -> None:
-    member = fake.user(name_field="first_name", display_name="Trần Thị B")
-    assert member["first_name"] == "Trần Thị B" and "display_name" not in member
+    member = fake.user(display_name="Trần Thị B")
 
     def later() -> None:
         fake.wait_for_request("getUpdates")
@@ -208,7 +195,6 @@ def test_get_updates_long_polls_until_a_push(fake: FakeZalo, api: httpx.Client) 
     finally:
         thread.join()
     assert update["message"]["text"] == "Có ai không?"
-    assert update["message"]["from"]["first_name"] == "Trần Thị B"
     assert elapsed < 2
 
 
@@ -220,14 +206,6 @@ def test_an_abandoned_long_poll_takes_no_update(fake: FakeZalo, api: httpx.Clien
     time.sleep(0.5)  # the abandoned poll would have taken it by now
     update = result(api, "getUpdates", timeout="5")
     assert update["message"]["text"] == "còn ai không?"
-
-
-def test_get_updates_as_a_list() -> None:
-    with FakeZalo(updates_as_list=True) as fake, client_for(fake) as api:
-        member = fake.user(user_id="00112233445566ff")
-        pushed = [fake.send_user_message(TOKEN, member, f"Câu {n}") for n in range(3)]
-        assert result(api, "getUpdates", timeout="30") == pushed
-        assert_error(post(api, "getUpdates", timeout="0"), 408, "Request timeout")
 
 
 def test_get_updates_timeout_is_408(fake: FakeZalo, api: httpx.Client) -> None:
@@ -265,8 +243,6 @@ def test_polling_gets_nothing_while_a_webhook_is_set(fake: FakeZalo, api: httpx.
     with Receiver() as receiver:
         set_result = result(api, "setWebhook", url=receiver.url, secret_token=SECRET)
         assert set_result["url"] == receiver.url
-        info = result(api, "getWebhookInfo")
-        assert info["url"] == receiver.url and isinstance(info["updated_at"], int)
         pushed = fake.send_user_message(TOKEN, member, "Qua webhook")
         started = time.perf_counter()
         assert_error(post(api, "getUpdates", timeout="1"), 408, "Request timeout")
@@ -274,7 +250,6 @@ def test_polling_gets_nothing_while_a_webhook_is_set(fake: FakeZalo, api: httpx.
         fake.wait_for_deliveries(1)
         assert receiver.requests[0][1] == pushed
         assert result(api, "deleteWebhook") is True
-    assert result(api, "getWebhookInfo") == {"url": ""}
     assert fake.webhook(TOKEN) is None
     later = fake.send_user_message(TOKEN, member, "Sau webhook")
     assert result(api, "getUpdates", timeout="1") == later
@@ -341,14 +316,6 @@ def test_webhook_delivery_in_order_with_secret_and_redelivery(
         "Còn đó không?",
     ]
     assert fake.webhook_deliveries() == deliveries
-
-
-def test_wrapped_webhook_bodies() -> None:
-    with FakeZalo(wrap_webhook=True) as fake, client_for(fake) as api, Receiver() as receiver:
-        result(api, "setWebhook", url=receiver.url, secret_token=SECRET)
-        update = fake.send_user_message(TOKEN, fake.user(), "Bọc lại")
-        fake.wait_for_deliveries(1)
-        assert receiver.requests[0][1] == {"ok": True, "result": update}
 
 
 def test_a_failed_delivery_is_recorded(fake: FakeZalo, api: httpx.Client) -> None:

@@ -15,10 +15,10 @@ from bot.settings import Settings
 from bot.store.db import Member, TrainingSession, create_db_engine, upgrade_db
 from bot.store.members import ROLES, LastAdminError, MemberStore
 from bot.store.outbox import Outbox
-from scheduler.training import TrainingStore
+from bot.store.training import TrainingStore
 from tests.processes import coopbot
-from tests.test_conversation import say
-from tests.test_training_chat import FORM, NOW, make_core, session
+from tests.unit.test_conversation import say
+from tests.unit.test_training_chat import FORM, NOW, make_core, session
 
 UNKNOWN = "Mình chưa hiểu lệnh /{name}. Gõ /help để xem các lệnh."
 

@@ -23,7 +23,7 @@ from bot.store.outbox import Outbox
 from bot.store.subscriptions import SubscriptionStore
 from scheduler.reminders import ReminderService
 from tests.processes import coopbot
-from tests.test_reminders import Clock, Recorder, vn
+from tests.unit.test_reminders import Clock, Recorder, vn
 
 OPTIONS = load_profile_options()
 
@@ -120,11 +120,11 @@ def test_text_is_checked(sqlite_engine):
         assert connection.execute(select(Broadcast)).all() == []
 
 
-def _service(engine: Engine, clock: Clock, recorder: Recorder) -> ReminderService:
+def _service(engine: Engine, clock: Clock, recorder: Recorder, **kw: Any) -> ReminderService:
     senders = Senders()
     senders.register("telegram", recorder)
     senders.register("zalo", recorder)
-    return ReminderService(engine, senders, (), clock=clock, per_chat=0.0)
+    return ReminderService(engine, senders, (), clock=clock, per_chat=0.0, **kw)
 
 
 def test_delivery_blocked_rate_limited_retried_and_failed(sqlite_engine):
@@ -278,9 +278,7 @@ def test_members_role_filter_uses_the_stored_role(sqlite_engine):
 def test_two_workers_never_send_the_same_row(db_engine):
     clock, store, created = broadcast_to(db_engine, 300, "Hai tiến trình gửi cùng lúc")
     recorders = [Recorder(), Recorder()]
-    services = [_service(db_engine, clock, recorder) for recorder in recorders]
-    for service in services:
-        service.batch = 40
+    services = [_service(db_engine, clock, recorder, batch=40) for recorder in recorders]
 
     def work(service: ReminderService) -> None:
         while asyncio.run(service.deliver_due()):

@@ -27,9 +27,10 @@ from bot.store.db import OutboxMessage, create_db_engine, upgrade_db
 from bot.store.members import MemberStore
 from bot.store.outbox import Outbox
 from bot.store.subscriptions import SubscriptionStore
+from bot.store.training import TrainingStore
+from bot.store.training_sessions import SessionDraft
 from scheduler.deadlines import load_rules
 from scheduler.planner import DeadlinePlanner
-from scheduler.training import SessionDraft, TrainingStore
 from tests.conftest import bot_settings
 from tests.fakes import FakeTelegram, FakeZalo
 from tests.processes import wait_until

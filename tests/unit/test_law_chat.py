@@ -11,12 +11,12 @@ from pathlib import Path
 from bot.answers import render_entry
 from bot.handlers.law import PAGE_CHARS, paginate
 from knowledge.base import load_knowledge_base
-from knowledge.law.check import check_all
+from knowledge.check import check_all
 from knowledge.law.corpus import LegalCorpus
 from knowledge.law.register import SOURCES_DIR
 from scheduler.deadlines import load_rules
 from tests.processes import coopbot
-from tests.test_conversation import core, payloads, say, senders  # noqa: F401  (fixtures)
+from tests.unit.test_conversation import core, payloads, say, senders  # noqa: F401  (fixtures)
 
 KB = load_knowledge_base()
 CORPUS = LegalCorpus.load()
@@ -83,7 +83,7 @@ def test_an_answer_whose_basis_was_replaced_later_says_so():
 def test_law_check_finds_replaced_unresolved_and_stale_citations(tmp_path: Path):
     knowledge = tmp_path / "knowledge"
     shutil.copytree(
-        Path(__file__).resolve().parent.parent / "knowledge",
+        Path(__file__).resolve().parents[2] / "knowledge",
         knowledge,
         ignore=shutil.ignore_patterns("*.py", "__pycache__", "law"),
     )

@@ -105,7 +105,7 @@ def test_chitchat_replies_exist():
 
 
 def _copy_kb(tmp_path: Path) -> Path:
-    root = Path(__file__).resolve().parent.parent / "knowledge"
+    root = Path(__file__).resolve().parents[2] / "knowledge"
     target = tmp_path / "knowledge"
     shutil.copytree(root, target, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     return target

@@ -32,10 +32,11 @@ from bot.store.inbox import Inbox
 from bot.store.members import MemberStore
 from bot.store.outbox import Outbox
 from bot.store.subscriptions import SubscriptionStore
+from bot.store.training import TrainingStore
+from bot.store.training_sessions import Registration, SessionDraft
 from scheduler.deadlines import load_rules
 from scheduler.planner import DeadlinePlanner, deadline_slots
 from scheduler.reminders import ReminderService
-from scheduler.training import Registration, SessionDraft, TrainingStore
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 RULES = load_rules()
@@ -295,7 +296,7 @@ def test_rows_past_their_deadline_at_start_up_are_dropped_with_a_log_line(sqlite
     service.planner.plan()  # the 0d slot of 20/01, due at 08:00
     clock.now = vn(2027, 1, 21, 9, 0)  # the service was down until the next day
 
-    with caplog.at_level(logging.INFO, logger="scheduler.reminders"):
+    with caplog.at_level(logging.INFO, logger="scheduler.delivery"):
         asyncio.run(service.deliver_due())
 
     assert recorder.sent == []

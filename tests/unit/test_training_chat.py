@@ -20,9 +20,10 @@ from bot.store.members import MemberStore
 from bot.store.messages import MessageLogStore
 from bot.store.outbox import Outbox
 from bot.store.subscriptions import SubscriptionStore
+from bot.store.training import TrainingStore
+from bot.store.training_sessions import SessionDraft
 from scheduler.deadlines import load_rules
-from scheduler.training import SessionDraft, TrainingStore
-from tests.test_conversation import KB, SEARCH, payloads, say
+from tests.unit.test_conversation import KB, SEARCH, payloads, say
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 NOW = dt.datetime(2027, 1, 5, 1, 0, tzinfo=dt.UTC)  # 08:00 in Hà Nội

@@ -30,8 +30,9 @@ from bot.store.broadcasts import BroadcastStore, Segment
 from bot.store.db import SchedulerState, upgrade_db
 from bot.store.members import MemberStore
 from bot.store.outbox import Outbox
+from bot.store.training import TrainingStore
+from bot.store.training_sessions import SessionDraft
 from scheduler.leader import LEADER_STATE
-from scheduler.training import SessionDraft, TrainingStore
 from tests.conftest import _drop_everything, postgres_engine
 from tests.fakes import FakeTelegram
 from tests.processes import run_env, start_run, wait_until

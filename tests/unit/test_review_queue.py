@@ -20,9 +20,9 @@ from bot.store.members import MemberStore
 from nlu.build import TEST_DIR, TRAIN_DIR, fingerprint, load_examples, training_set
 from nlu.privacy import mask_personal_data
 from nlu.reviewed import add_examples, load_reviewed
-from tests.test_conversation import payloads, say
-from tests.test_roles import UNKNOWN, set_role
-from tests.test_training_chat import KB, SEARCH, make_core, member_id
+from tests.unit.test_conversation import payloads, say
+from tests.unit.test_roles import UNKNOWN, set_role
+from tests.unit.test_training_chat import KB, SEARCH, make_core, member_id
 
 INTENTS = load_examples(TRAIN_DIR).keys()
 

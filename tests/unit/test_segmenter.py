@@ -9,7 +9,7 @@ import pytest
 from nlu.segmenter import segment
 from nlu.textnorm import clean_text, has_diacritics, normalize_word, strip_diacritics
 
-HOSTILE = Path(__file__).parent / "data" / "hostile_strings.txt"
+HOSTILE = Path(__file__).parents[1] / "data" / "hostile_strings.txt"
 
 # (text, expected token texts, expected (start, end) offsets)
 SEGMENT_TABLE = [

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from bot.store.db import OutboxMessage, TrainingSession, create_db_engine, upgrade_db
 from bot.store.members import MemberStore
 from bot.store.outbox import Outbox
-from scheduler.training import TrainingStore
+from bot.store.training import TrainingStore
 from tests.processes import coopbot
 
 HOSTILE = 'Nguyễn "A", HTX\nB <b>'

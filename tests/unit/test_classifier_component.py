@@ -6,7 +6,7 @@ import json
 import subprocess
 
 from nlu.build import PROJECT_ROOT, nlu_env
-from tests.test_tokenizer_component import NLU_PYTHON
+from tests.unit.test_tokenizer_component import NLU_PYTHON
 
 # Fits the component's pipeline on random sparse rows, then compares the
 # probabilities before and after the weights are stored column-major.

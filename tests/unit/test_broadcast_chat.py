@@ -12,10 +12,10 @@ from bot.store.broadcasts import BroadcastStore
 from bot.store.db import Broadcast, OutboxMessage
 from bot.store.members import ROLES, MemberStore
 from bot.store.outbox import Outbox
-from tests.test_broadcasts import people
-from tests.test_conversation import payloads, say
-from tests.test_roles import UNKNOWN, set_role
-from tests.test_training_chat import NOW, make_core
+from tests.unit.test_broadcasts import people
+from tests.unit.test_conversation import payloads, say
+from tests.unit.test_roles import UNKNOWN, set_role
+from tests.unit.test_training_chat import NOW, make_core
 
 TEXT = "Lớp tập huấn kê khai thuế điện tử ngày 15/01.\nGõ /taphuan để đăng ký <ngay>!"
 
