@@ -39,7 +39,6 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,31 +46,17 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.figures import MemorySampler, cpu_seconds, describe
 from bot.nlu_model.service import NLUService, free_port
 from bot.settings import PROJECT_ROOT, load_settings
 from nlu.build import TEST_DIR, current_model, load_examples
 from tests.fakes import FakeTelegram, FakeZalo, ZaloCall
-from tests.fakes.telegram_api import Call
+from tests.fakes.telegram import Call
 from tests.processes import stop
 
 TOKEN = "4242:bench-token"
 ZALO_TOKEN = "4243:bench-zalo-token"
 COOPBOT = PROJECT_ROOT / ".venv" / "bin" / "coopbot"
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
-
-
-def describe(latencies: list[float]) -> str:
-    """p50, p99 and max of end-to-end latencies in ms."""
-    return (
-        f"p50 {percentile(latencies, 50):.1f} ms, p99 {percentile(latencies, 99):.1f} ms, "
-        f"max {max(latencies):.1f} ms"
-    )
 
 
 class Replies:
@@ -113,33 +98,6 @@ class Replies:
                 if left <= 0:
                     raise TimeoutError(f"only {self.total} of {count} replies arrived")
                 self.lock.wait(left)
-
-
-@dataclass
-class MemorySampler:
-    """Samples a process's RSS every 100 ms in a thread; keeps the peak."""
-
-    pid: int
-    peak: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def __post_init__(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        process = psutil.Process(self.pid)
-        while not self._stop.wait(0.1):
-            try:
-                self.peak = max(self.peak, process.memory_info().rss)
-            except psutil.Error:
-                return
-
-    def stop(self) -> float:
-        """Stops sampling; returns the peak in MB."""
-        self._stop.set()
-        self._thread.join()
-        return self.peak / 2**20
 
 
 class Platform:
@@ -269,12 +227,6 @@ def burst(
             platform.send(user, rng.choice(questions))
     replies.wait_total(before + members * each)
     return members * each / (replies.last_at - first)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far."""
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
 
 
 def run_mode(

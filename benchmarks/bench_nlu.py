@@ -24,6 +24,9 @@ from pathlib import Path
 import psutil
 from pydantic import SecretStr
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.figures import percentile
 from bot.answers.letters import run_letters, summary
 from bot.answers.questions import extract
 from bot.cli.context import answer_service
@@ -31,19 +34,13 @@ from bot.nlu_model.evaluation import predict_split
 from bot.nlu_model.service import NLUEndpoint, NLUService
 from bot.settings import PROJECT_ROOT, load_settings
 from knowledge.base import CHITCHAT_INTENTS, OUT_OF_SCOPE_INTENT, load_knowledge_base
-from knowledge.law.check import check_all
+from knowledge.check import check_all
 from knowledge.law.corpus import LegalCorpus
 from knowledge.law.retrieval import ClauseRetriever
 from nlu.build import TEST_DIR, load_examples, train_model
 from nlu.evaluate import evaluate, split_by_spelling
 from nlu.letters import load_letters
 from scheduler.deadlines import load_rules
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered) + 0.5) - 1))
-    return ordered[index]
 
 
 def rss_mb(pid: int) -> float:

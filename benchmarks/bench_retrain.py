@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.bench_chat import percentile
+from benchmarks.figures import percentile
 from bot.nlu_model.registry import ModelRegistry
 from bot.nlu_model.review_queue import ReviewLog, ReviewQueue
 from bot.nlu_model.service import free_port
