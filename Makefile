@@ -11,7 +11,8 @@ COOPBOT := $(VENV)/bin/coopbot
 run: model
 	$(COOPBOT) run
 
-test: model browser
+# Lint first: the import contracts are part of the tests.
+test: lint model browser
 	$(VENV)/bin/python -m pytest
 
 # Debian's Chromium and ChromeDriver for the web chat's browser test.
@@ -42,7 +43,9 @@ model: env
 
 lint: env
 	$(VENV)/bin/ruff check bot knowledge nlu scheduler tests benchmarks
+	$(VENV)/bin/ruff format --check bot knowledge nlu scheduler tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench-nlu: model
 	$(VENV)/bin/python benchmarks/bench_nlu.py
