@@ -125,6 +125,9 @@ def _moments(start: str | None, end: str | None, current: SessionInfo | None) ->
     return values
 
 
+SessionId = Annotated[int, typer.Argument(help="Mã buổi tập huấn.")]
+
+
 @contextmanager
 def _sessions() -> Iterator[TrainingStore]:
     """The training store on the configured database, for one command."""
@@ -170,7 +173,7 @@ def training_add(
 
 @training_app.command("edit")
 def training_edit(
-    session_id: Annotated[int, typer.Argument(help="Mã buổi tập huấn.")],
+    session_id: SessionId,
     title: Title = None,
     start: Start = None,
     end: End = None,
@@ -226,7 +229,7 @@ def training_list(
 
 @training_app.command("cancel")
 def training_cancel(
-    session_id: Annotated[int, typer.Argument(help="Mã buổi tập huấn.")],
+    session_id: SessionId,
     yes: Annotated[bool, typer.Option("--yes", help="Không hỏi lại.")] = False,
 ) -> None:
     """Cancel a session; registered members are told."""
@@ -249,7 +252,7 @@ def training_cancel(
 
 @training_app.command("attendees")
 def training_attendees(
-    session_id: Annotated[int, typer.Argument(help="Mã buổi tập huấn.")],
+    session_id: SessionId,
     as_csv: Annotated[bool, typer.Option("--csv", help="Xuất CSV (UTF-8) ra stdout.")] = False,
 ) -> None:
     """List the members registered for a session."""
