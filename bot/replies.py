@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Button", "Citation", "Reply", "shorten"]
+__all__ = ["Button", "Citation", "Image", "Reply", "shorten"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,20 @@ class Citation:
 
 
 @dataclass(frozen=True, slots=True)
+class Image:
+    """A picture sent with a reply (a QR code): PNG bytes, and where the web server serves it.
+
+    ``url`` is a path on our web server (``/faq/<id>/qr.png?...``): the web chat
+    shows it from there, and Zalo, whose ``sendPhoto`` takes a URL, gets it
+    under ``PUBLIC_BASE_URL``; Telegram uploads ``png``.
+    """
+
+    png: bytes
+    url: str
+    alt: str
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     """One message to the member: plain text (channels escape it), buttons, citations.
 
@@ -43,7 +57,8 @@ class Reply:
     the button press); ``edit`` asks the channel to replace the message whose
     button was pressed instead of sending a new one (paging through lists);
     ``bulk`` marks a message the outbox sends to many (Telegram may send it as a
-    paid broadcast when that is switched on).
+    paid broadcast when that is switched on). ``image`` is sent before the text
+    (as its photo, when the channel allows a caption that long).
     """
 
     text: str
@@ -52,6 +67,7 @@ class Reply:
     notice: bool = False
     edit: bool = False
     bulk: bool = False
+    image: Image | None = None
 
 
 def shorten(text: str, limit: int) -> str:

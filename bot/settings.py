@@ -58,6 +58,12 @@ class Settings(BaseSettings):
 
     web_host: str = "127.0.0.1"
     web_port: Annotated[int, Field(ge=0, le=65535)] = 8080  # 0: any free port (tests)
+    # Where members reach the web server (FAQ pages, share links, QR codes); None: the local
+    # address http://WEB_HOST:WEB_PORT.
+    public_base_url: AnyHttpUrl | None = None
+    # The Telegram bot's @username (without @), for t.me deep links in share links and QR codes;
+    # None: share links point to the web page only.
+    telegram_bot_username: str | None = None
     web_chat_enabled: bool = True
     # Comma-separated host names the web chat answers POSTs for, besides WEB_HOST and the
     # loopback names (e.g. the public name a reverse proxy forwards: "hotro.lienminhhtx.vn").
@@ -208,6 +214,23 @@ class Settings(BaseSettings):
                 name = (info.field_name or "ids").upper()
                 raise ValueError(f"{name} is a comma-separated list of user ids; got {item!r}")
         return value
+
+    @property
+    def public_url(self) -> str:
+        """The public base URL of the web server, without a trailing slash."""
+        if self.public_base_url is not None:
+            return str(self.public_base_url).rstrip("/")
+        return f"http://{self.web_host}:{self.web_port}"
+
+    @field_validator("telegram_bot_username")
+    @classmethod
+    def _username(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        name = value.strip().removeprefix("@")
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{3,31}", name):
+            raise ValueError("TELEGRAM_BOT_USERNAME must be a bot username such as HtxTroLyBot")
+        return name
 
     @property
     def nlu_base_url(self) -> str:

@@ -9,7 +9,7 @@ from bot.replies import Button, Citation
 from knowledge.base import Entry
 from knowledge.law.corpus import LegalCorpus
 
-__all__ = ["citations", "quote_button", "render_entry"]
+__all__ = ["citations", "quote_button", "render_entry", "stale_warnings"]
 
 
 def quote_button(entry: Entry) -> Button:
@@ -27,15 +27,22 @@ def render_entry(entry: Entry, corpus: LegalCorpus, today: dt.date | None = None
     day = today or dt.date.today()
     parts = [entry.title, "", entry.answer, "", f"📘 Căn cứ: {corpus.cite(entry.basis)}"]
     parts.append(f"🗓 Cập nhật: {format_date(entry.checked)}")
+    parts += stale_warnings(entry, corpus, day)
+    return "\n".join(parts)
+
+
+def stale_warnings(entry: Entry, corpus: LegalCorpus, day: dt.date) -> list[str]:
+    """One warning per cited document not in force on ``day`` (replaced, or not yet in force)."""
+    warnings = []
     for doc in corpus.current(entry.basis, day):
         status = doc.status_on(day)
         successor = corpus.register.get(doc.replaced_by) if doc.replaced_by else None
         instead = f", thay bằng {successor.name}" if successor else ""
-        parts.append(
+        warnings.append(
             f"⚠️ Lưu ý: {doc.name} {status.label}{instead}. Câu trả lời này đang chờ cập "
             "nhật theo văn bản mới; gõ /lienhe để hỏi cán bộ trước khi làm theo."
         )
-    return "\n".join(parts)
+    return warnings
 
 
 def citations(entry: Entry, corpus: LegalCorpus) -> tuple[Citation, ...]:
