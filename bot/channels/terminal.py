@@ -41,6 +41,8 @@ def render(replies: Sequence[Reply]) -> tuple[str, tuple[Button, ...]]:
     for reply in replies:
         buttons = [b for b in reply.buttons if not b.payload.startswith(_FEEDBACK)]
         lines = [reply.text]
+        if reply.image is not None:  # a console shows no picture: where the web server serves it
+            lines.append(f"[{reply.image.alt}: {reply.image.url}]")
         if buttons:
             lines.append("")
             lines += [f"  [{len(offered) + i}] {b.label}" for i, b in enumerate(buttons, 1)]

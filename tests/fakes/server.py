@@ -6,8 +6,9 @@ TCP_NODELAY). It serves ``/bot{token}/{method}``: it reads the parameters, appli
 the delays and failures a test queued, calls the method handler under one lock and
 records the call. It delivers queued updates to a bot's webhook, one at a time, in
 order. The test API comes from `tests.fakes.control.FakeControls`. Subclasses
-provide the Bot API methods and say how parameters are normalized, which headers a
-webhook gets and what a delivery record holds.
+provide the Bot API methods and say how parameters are normalized, whether file
+uploads (multipart bodies) are read, which headers a webhook gets and what a
+delivery record holds.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ class FakeBotServer(FakeControls[CallT, DeliveryT, BotT]):
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     # ------------------------------------------------------- subclass hooks
+
+    # Whether multipart/form-data bodies (file uploads) are read; refused with 400 if not.
+    accepts_multipart = False
 
     def _normalize(self, name: str, value: Any) -> Any:
         """The parameter value as the platform reads it (as received by default)."""
@@ -196,7 +200,7 @@ class FakeBotServer(FakeControls[CallT, DeliveryT, BotT]):
         params: JSONDict = {}
         context: Context[BotT] | None = None
         try:
-            params = await read_params(request, self._normalize)
+            params = await read_params(request, self._normalize, self.accepts_multipart)
             bot = self._bots.get(token)
             if bot is None:
                 raise ApiError(401, "Unauthorized")

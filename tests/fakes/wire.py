@@ -5,7 +5,8 @@ raises (`ApiError`) and its JSON envelope, the reading of request parameters
 (query string, JSON body or urlencoded form), the per-bot state the server loop
 shares with the test thread (`BotState`), the request a method handler gets
 (`Context`) and the small keep-alive HTTP client that posts webhook updates
-(`Poster`).
+(`Poster`). A multipart/form-data body (a file upload) is read where a fake
+accepts one: its file parts become `UploadedFile` parameters.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import json
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from email.parser import HeaderParser
+from email.policy import HTTP
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -93,16 +96,32 @@ def json_response(status: int, body: JSONDict) -> Response:
     return Response(content, status_code=status, media_type="application/json")
 
 
-async def read_params(request: Request, normalize: Callable[[str, Any], Any]) -> JSONDict:
-    """The request's parameters from its query string and its JSON or urlencoded body.
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file part of a multipart/form-data body (the value of its parameter)."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+    def __str__(self) -> str:
+        return f"<file {self.filename!r} {self.content_type} {len(self.data)} bytes>"
+
+
+async def read_params(
+    request: Request, normalize: Callable[[str, Any], Any], multipart: bool = False
+) -> JSONDict:
+    """The request's parameters from its query string and its JSON, urlencoded or multipart body.
 
     Args:
         request: The request.
-        normalize: Called as ``normalize(name, value)`` on every value.
+        normalize: Called as ``normalize(name, value)`` on every value but files.
+        multipart: Whether a multipart/form-data body is accepted: its fields are read
+            like form values, its file parts become `UploadedFile` values.
 
     Raises:
-        ApiError: The body is not a JSON object, or is multipart (file uploads are not
-            part of what the fakes play).
+        ApiError: The body is not a JSON object, is a malformed multipart body, or is
+            multipart where the fake does not accept it.
     """
     params = {name: normalize(name, value) for name, value in _pairs(request.url.query)}
     body = await request.body()
@@ -119,11 +138,47 @@ async def read_params(request: Request, normalize: Callable[[str, Any], Any]) ->
             raise ApiError(400, "Bad Request: can't parse JSON object")
         items = data.items()
     elif content_type.startswith("multipart/"):
-        raise ApiError(400, "Bad Request: the fake does not accept multipart bodies")
+        if not multipart:
+            raise ApiError(400, "Bad Request: the fake does not accept multipart bodies")
+        items = _multipart_items(content_type, body)
     else:
         items = _pairs(body.decode("utf-8"))
-    params.update((name, normalize(name, value)) for name, value in items)
+    params.update(
+        (name, value if isinstance(value, UploadedFile) else normalize(name, value))
+        for name, value in items
+    )
     return params
+
+
+def _multipart_items(content_type: str, body: bytes) -> list[tuple[str, str | UploadedFile]]:
+    """The fields (text) and files of a multipart/form-data body (RFC 7578).
+
+    Raises:
+        ApiError: No boundary, a part without a name, or a body that is not multipart.
+    """
+    header = HeaderParser(policy=HTTP).parsestr(f"Content-Type: {content_type}\r\n\r\n")
+    boundary = header.get_param("boundary")
+    if not isinstance(boundary, str) or not boundary:
+        raise ApiError(400, "Bad Request: multipart body without a boundary")
+    delimiter = b"\r\n--" + boundary.encode("latin-1")
+    chunks = (b"\r\n" + body).split(delimiter)
+    if len(chunks) < 2 or not chunks[-1].startswith(b"--"):
+        raise ApiError(400, "Bad Request: malformed multipart body")
+    items: list[tuple[str, str | UploadedFile]] = []
+    for chunk in chunks[1:-1]:
+        head, separator, data = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        if not separator:
+            raise ApiError(400, "Bad Request: malformed multipart body")
+        part = HeaderParser(policy=HTTP).parsestr(head.decode("utf-8") + "\r\n\r\n")
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or not name:
+            raise ApiError(400, "Bad Request: a multipart part without a name")
+        filename = part.get_filename()
+        if filename is None:
+            items.append((name, data.decode("utf-8")))
+        else:
+            items.append((name, UploadedFile(filename, part.get_content_type(), data)))
+    return items
 
 
 def _pairs(text: str) -> list[tuple[str, str]]:

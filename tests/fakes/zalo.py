@@ -5,15 +5,18 @@ as `tests.fakes.telegram.FakeTelegram`. The Zalo bot API looks like Telegram's b
 is smaller: no formatting, no keyboards, string ids (hex), times in milliseconds,
 no ``update_id`` and no ``offset``. The fake plays what the product's client calls:
 ``getMe``, ``getUpdates`` (long poll; 408 when nothing came; one update object per
-answer), ``setWebhook``, ``deleteWebhook`` and ``sendMessage``. It answers with
+answer), ``setWebhook``, ``deleteWebhook``, ``sendMessage`` and ``sendPhoto`` (the
+photo is a URL Zalo fetches, never an upload: the fake checks it is one and does
+not fetch it; an optional caption of at most 2000 characters). It answers with
 real HTTP status codes and the envelope ``{"ok": true, "result": ...}`` or ``{"ok":
 false, "error_code": N, "description": "...", "parameters": {...}}``, and delivers
 updates to a webhook by itself (the bare update, header ``X-Bot-Api-Secret-Token``).
 
 Tests drive it from their own thread: they push user messages and other events,
 inject failures, then assert what the fake received (`FakeZalo.calls`,
-`FakeZalo.wait_for`, `FakeZalo.sent_messages`). Parameters arrive as a JSON body, a
-urlencoded form body or a query string; form values stay strings.
+`FakeZalo.wait_for`, `FakeZalo.sent_messages`, `FakeZalo.sent_photos`). Parameters
+arrive as a JSON body, a urlencoded form body or a query string; form values stay
+strings.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from tests.fakes.server import FakeBotServer
 from tests.fakes.wire import ApiError, BotState, Context, JSONDict, Later, RecordedCall
@@ -40,6 +44,8 @@ MAX_LONG_POLL_SECONDS = 60.0
 SECRET_HEADER = "X-Bot-Api-Secret-Token"
 
 TEXT_LENGTH = f"Bad Request: text must be between 1 and {MAX_TEXT_LENGTH} characters"
+CAPTION_LENGTH = f"Bad Request: caption must be at most {MAX_TEXT_LENGTH} characters"
+PHOTO_URL = "Bad Request: photo must be an HTTP or HTTPS image URL"
 BLOCKED = "Forbidden: user blocked the bot"
 REQUEST_TIMEOUT = "Request timeout"
 
@@ -48,8 +54,9 @@ REQUEST_TIMEOUT = "Request timeout"
 class ZaloCall(RecordedCall):
     """One request the fake answered (``params`` as received: form values are strings).
 
-    ``message`` is set for a successful sendMessage: its parameters merged with its
-    result, ``{"chat_id", "text", "message_id", "date"}``.
+    ``message`` is set for a successful sendMessage or sendPhoto: its parameters merged
+    with its result, ``{"chat_id", "text", "message_id", "date"}`` (``{"chat_id",
+    "photo", "caption", "message_id", "date"}`` for a photo).
     """
 
 
@@ -84,6 +91,16 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _is_web_url(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        url = urlsplit(value)
+        return url.scheme in ("http", "https") and bool(url.hostname)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+
+
 def _message_id(update: Any) -> str | None:
     message = update.get("message") if isinstance(update, dict) else None
     value = message.get("message_id") if isinstance(message, dict) else None
@@ -115,6 +132,7 @@ class FakeZalo(FakeBotServer[ZaloCall, ZaloDelivery, _Bot]):
             "setWebhook": self._set_webhook,
             "deleteWebhook": self._delete_webhook,
             "sendMessage": self._send_message,
+            "sendPhoto": self._send_photo,
         }
         super().__init__("Zalo", ZaloCall, bots, methods)
 
@@ -195,16 +213,31 @@ class FakeZalo(FakeBotServer[ZaloCall, ZaloDelivery, _Bot]):
         context.bot.webhook = None
         return True
 
-    def _send_message(self, context: Context[_Bot]) -> JSONDict:
-        params = context.params
+    def _check_chat(self, params: JSONDict) -> None:
         chat_id = params.get("chat_id")
         if not isinstance(chat_id, str) or not chat_id:
             raise ApiError(400, "Bad Request: chat_id must be a non-empty string")
         if chat_id in self._blocked:
             raise ApiError(403, BLOCKED)
+
+    def _send_message(self, context: Context[_Bot]) -> JSONDict:
+        params = context.params
+        self._check_chat(params)
         text = params.get("text")
         if not isinstance(text, str) or not 1 <= len(text) <= MAX_TEXT_LENGTH:
             raise ApiError(400, TEXT_LENGTH)
+        result = {"message_id": uuid.uuid4().hex, "date": _now_ms()}
+        context.message = {**params, **result}
+        return result
+
+    def _send_photo(self, context: Context[_Bot]) -> JSONDict:
+        params = context.params
+        self._check_chat(params)
+        if not _is_web_url(params.get("photo")):
+            raise ApiError(400, PHOTO_URL)
+        caption = params.get("caption")
+        if caption is not None and (not isinstance(caption, str) or len(caption) > MAX_TEXT_LENGTH):
+            raise ApiError(400, CAPTION_LENGTH)
         result = {"message_id": uuid.uuid4().hex, "date": _now_ms()}
         context.message = {**params, **result}
         return result
@@ -262,11 +295,23 @@ class FakeZalo(FakeBotServer[ZaloCall, ZaloDelivery, _Bot]):
         Each is the call's parameters merged with its result: ``{"chat_id", "text",
         "message_id", "date"}``.
         """
+        return self._sent("sendMessage", chat_id)
+
+    def sent_photos(self, chat_id: str | None = None) -> list[JSONDict]:
+        """The bot's successful sendPhoto calls, oldest first.
+
+        Each is the call's parameters merged with its result: ``{"chat_id", "photo",
+        "caption" (when given), "message_id", "date"}``.
+        """
+        return self._sent("sendPhoto", chat_id)
+
+    def _sent(self, method: str, chat_id: str | None) -> list[JSONDict]:
         with self._lock:
             return [
                 dict(call.message)
                 for call in self._calls
                 if call.message is not None
+                and call.method == method
                 and (chat_id is None or call.message.get("chat_id") == chat_id)
             ]
 
@@ -286,7 +331,9 @@ class FakeZalo(FakeBotServer[ZaloCall, ZaloDelivery, _Bot]):
 
         def matches(call: ZaloCall) -> bool:
             message = call.message
-            if message is None or message.get("chat_id") != chat_id:
+            if call.method != "sendMessage" or message is None:
+                return False
+            if message.get("chat_id") != chat_id:
                 return False
             return text_contains is None or text_contains in str(message.get("text"))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
 import json
 import threading
 import time
@@ -14,9 +15,11 @@ from typing import Any
 import httpx
 import pytest
 import telegram
+from PIL import Image
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
+from bot.answers import links
 from tests.fakes import FakeTelegram, utf16_len
 
 TOKEN = "123:ABC"
@@ -749,3 +752,158 @@ def test_stop_ends_a_pending_long_poll_quickly() -> None:
     assert time.perf_counter() - started < 2.0
     thread.join(5)
     assert answers[0].json() == {"ok": True, "result": []}
+
+
+# ------------------------------------------------------------------- photos
+
+
+QR_URL = "http://127.0.0.1:8080/faq/von_gop/qr.png?t=ab12"
+
+
+def qr_png() -> bytes:
+    return links.qr_png(QR_URL).png
+
+
+def test_send_photo_uploads_a_png_with_an_html_caption_and_buttons(
+    fake: FakeTelegram, api: httpx.Client
+) -> None:
+    png = qr_png()
+    markup = keyboard({"text": "Mở trang", "callback_data": "faq:von_gop"})
+    form = {
+        "chat_id": str(MEMBER_ID),
+        "caption": "[1] <b>Mã QR</b> &amp; 🌾",
+        "parse_mode": "HTML",
+        "reply_markup": json.dumps(markup),
+    }
+    response = api.post("sendPhoto", data=form, files={"photo": ("qr.png", png, "image/png")})
+    assert response.status_code == 200, response.text
+    message = response.json()["result"]
+    assert message["caption"] == "[1] Mã QR & 🌾"
+    assert message["caption_entities"] == [{"type": "bold", "offset": 4, "length": 5}]
+    assert message["reply_markup"] == markup
+    assert "text" not in message and message["from"]["is_bot"] is True
+    sizes = message["photo"]
+    with Image.open(io.BytesIO(png)) as image:
+        side = image.width
+    # Telegram's boxes (90, 320, 800, 1280 pixels) below the image's size, then its size.
+    assert [(s["width"], s["height"]) for s in sizes] == [(90, 90), (320, 320), (side, side)]
+    assert side == 328
+    assert len({s["file_id"] for s in sizes}) == len(sizes) >= 2
+    assert fake.file_bytes(sizes[-1]["file_id"]) == png
+    (call,) = fake.calls("sendPhoto")
+    assert call.params["chat_id"] == MEMBER_ID and call.params["reply_markup"] == markup
+    assert call.params["caption"] == form["caption"]  # free text: never JSON-decoded
+    assert call.params["photo"].data == png and call.params["photo"].filename == "qr.png"
+    assert call.message is not None and call.message["html"] == form["caption"]
+    [stored] = fake.sent_photos(MEMBER_ID)
+    assert stored["photo"] == sizes
+    assert fake.wait_for_message(MEMBER_ID, "Mã QR")[0]["message_id"] == message["message_id"]
+
+    # A photo the fake holds can be sent again by its file_id (a form or JSON body).
+    again = result(api, "sendPhoto", chat_id=MEMBER_ID, photo=sizes[0]["file_id"])
+    assert again["photo"] == sizes and "caption" not in again
+    with pytest.raises(KeyError):
+        fake.file_bytes("AgACAgUAAxkDAAI999y")
+
+
+def upload(api: httpx.Client, data: bytes, **form: str) -> httpx.Response:
+    return api.post(
+        "sendPhoto",
+        data={"chat_id": str(MEMBER_ID), **form},
+        files={"photo": ("qr.png", data, "image/png")},
+    )
+
+
+def png_of(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (width, height), 255).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_send_photo_is_checked_like_telegram(fake: FakeTelegram, api: httpx.Client) -> None:
+    png = qr_png()
+    assert_error(post(api, "sendPhoto", chat_id=MEMBER_ID), 400, "Bad Request: there is no photo")
+    assert_error(upload(api, b"not an image"), 400, "Bad Request: IMAGE_PROCESS_FAILED")
+    assert_error(upload(api, png_of(10, 400)), 400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+    assert_error(upload(api, png_of(6000, 4500)), 400, "PHOTO_INVALID_DIMENSIONS")
+    assert_error(
+        post(api, "sendPhoto", chat_id=MEMBER_ID, photo="https://example.org/qr.png"),
+        400,
+        "Bad Request: failed to get HTTP URL content",  # the fake never fetches
+    )
+    assert_error(
+        post(api, "sendPhoto", chat_id=MEMBER_ID, photo="AgACAgUAAxkDAAI42y"),
+        400,
+        "Bad Request: wrong file identifier/HTTP URL specified",
+    )
+    # The caption: at most 1024 UTF-16 units after parsing, valid HTML.
+    too_long = upload(api, png, caption="a" * 1025)
+    assert_error(too_long, 400, "Bad Request: message caption is too long")
+    assert_error(upload(api, png, caption="😀" * 513), 400, "caption is too long")
+    tags = upload(api, png, caption="<b>" + "a" * 1024 + "</b>", parse_mode="HTML")
+    assert tags.status_code == 200, tags.text  # tags do not count
+    bad = upload(api, png, caption="a < b & c", parse_mode="HTML")
+    assert_error(bad, 400, "Bad Request: can't parse entities")
+    wide = upload(api, png_of(2000, 1000)).json()["result"]["photo"]
+    assert [(s["width"], s["height"]) for s in wide] == [
+        (90, 45),
+        (320, 160),
+        (800, 400),
+        (1280, 640),
+    ]
+    blank = upload(api, png, caption="  ")
+    assert blank.status_code == 200 and "caption" not in blank.json()["result"]
+    assert_error(upload(api, png, reply_markup='{"keyboard": []}'), 400, "reply keyboard")
+    fake.block(MEMBER_ID)
+    assert_error(upload(api, png), 403, "Forbidden: bot was blocked by the user")
+    assert len(fake.sent_photos()) == 3
+
+
+def test_malformed_multipart_bodies_are_refused(api: httpx.Client) -> None:
+    no_boundary = api.post(
+        "sendPhoto", content=b"--x\r\n\r\n", headers={"Content-Type": "multipart/form-data"}
+    )
+    assert_error(no_boundary, 400, "multipart body without a boundary")
+    unterminated = api.post(
+        "sendPhoto",
+        content=b'--x\r\nContent-Disposition: form-data; name="chat_id"\r\n\r\n1\r\n',
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert_error(unterminated, 400, "malformed multipart body")
+    nameless = api.post(
+        "sendPhoto",
+        content=b"--x\r\nContent-Disposition: form-data\r\n\r\n1\r\n--x--\r\n",
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert_error(nameless, 400, "without a name")
+
+
+def test_python_telegram_bot_uploads_a_photo_to_the_fake(
+    fake: FakeTelegram, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "1")
+    member = fake.user(first_name="Lê Văn C")
+    png = qr_png()
+    markup = InlineKeyboardMarkup([[InlineKeyboardButton("Mở", callback_data="faq:von_gop")]])
+
+    async def scenario() -> telegram.Message:
+        async with telegram.Bot(TOKEN, base_url=f"{fake.base_url}/bot") as bot:
+            with pytest.raises(telegram.error.BadRequest, match="caption is too long"):
+                await bot.send_photo(member["id"], png, caption="x" * 1025)
+            return await bot.send_photo(
+                member["id"],
+                png,
+                caption="<b>Mã QR</b> &amp; 🌾",
+                parse_mode="HTML",
+                reply_markup=markup,
+                filename="qr.png",
+            )
+
+    sent = asyncio.run(scenario())
+    assert sent.caption == "Mã QR & 🌾" and sent.caption_entities[0].type == "bold"
+    assert sent.reply_markup == markup
+    assert [(p.width, p.height) for p in sent.photo] == [(90, 90), (320, 320), (328, 328)]
+    assert fake.file_bytes(sent.photo[-1].file_id) == png
+    call = fake.calls("sendPhoto")[-1]
+    assert call.params["photo"].filename == "qr.png"
+    assert call.params["photo"].content_type == "image/png"

@@ -413,3 +413,63 @@ def test_stop_ends_a_pending_long_poll_quickly() -> None:
     assert time.perf_counter() - started < 2.0
     thread.join(5)
     assert answers[0].status_code == 408
+
+
+# ------------------------------------------------------------------ photos
+
+PHOTO = "https://hotro.lienminhhtx.vn/faq/von_gop/qr.png?t=ab12"
+
+
+def test_send_photo_takes_an_image_url_and_an_optional_caption(
+    fake: FakeZalo, api: httpx.Client
+) -> None:
+    sent = result(api, "sendPhoto", chat_id=CHAT, photo=PHOTO, caption="Mã QR: Vốn góp 🌾")
+    assert HEX32.fullmatch(sent["message_id"]) and isinstance(sent["date"], int)
+    response = api.post("sendPhoto", data={"chat_id": CHAT, "photo": "http://127.0.0.1:8080/a.png"})
+    assert response.status_code == 200, response.text
+    assert result(api, "sendPhoto", chat_id=CHAT, photo=PHOTO, caption="ư" * 2000)
+    photos = fake.sent_photos(CHAT)
+    assert photos[0] == {"chat_id": CHAT, "photo": PHOTO, "caption": "Mã QR: Vốn góp 🌾", **sent}
+    assert [p["photo"] for p in photos] == [PHOTO, "http://127.0.0.1:8080/a.png", PHOTO]
+    assert "caption" not in photos[1]
+    assert fake.sent_photos("other") == []
+    # Photos are not text messages.
+    assert fake.sent_messages(CHAT) == []
+    result(api, "sendMessage", chat_id=CHAT, text="Chào")
+    assert [m["text"] for m in fake.wait_for_message(CHAT, timeout=2)] == ["Chào"]
+
+
+@pytest.mark.parametrize(
+    "photo",
+    [
+        None,
+        "",
+        "qr.png",
+        "/faq/von_gop/qr.png",
+        "ftp://x.example/a.png",
+        "http://",
+        "http://[::1",
+        5,
+    ],
+)
+def test_send_photo_needs_an_http_url(fake: FakeZalo, api: httpx.Client, photo: Any) -> None:
+    response = post(api, "sendPhoto", chat_id=CHAT, photo=photo)
+    assert_error(response, 400, "Bad Request: photo must be an HTTP or HTTPS image URL")
+    assert fake.sent_photos() == []
+
+
+def test_send_photo_checks_the_caption_chat_and_blocks(fake: FakeZalo, api: httpx.Client) -> None:
+    for caption in ("a" * 2001, 42):
+        response = post(api, "sendPhoto", chat_id=CHAT, photo=PHOTO, caption=caption)
+        assert_error(response, 400, "Bad Request: caption must be at most 2000 characters")
+    assert_error(post(api, "sendPhoto", chat_id="", photo=PHOTO), 400, "chat_id")
+    fake.block(CHAT)
+    assert_error(post(api, "sendPhoto", chat_id=CHAT, photo=PHOTO), 403, "blocked")
+    assert fake.sent_photos() == []
+
+
+def test_multipart_bodies_are_refused(api: httpx.Client) -> None:
+    response = api.post(
+        "sendPhoto", data={"chat_id": CHAT}, files={"photo": ("qr.png", b"\x89PNG", "image/png")}
+    )
+    assert_error(response, 400, "does not accept multipart")

@@ -3,6 +3,12 @@
 Every dynamic string is escaped here, in one place, before it reaches the Bot
 API with ``parse_mode=HTML``. Texts longer than Telegram's 4096 characters are
 split at paragraph or sentence boundaries; the buttons go with the last part.
+
+A reply with an image (``Reply.image``) is sent with ``sendPhoto``, uploading its
+PNG: with the reply's text as the caption and its buttons on the photo when the
+text fits Telegram's 1024-character caption, else the photo first (its caption the
+image's alt text) and then the text messages as usual (`send_reply`, used by the
+handlers and by `TelegramSender` alike).
 """
 
 from __future__ import annotations
@@ -12,24 +18,28 @@ import html
 import logging
 import os
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, User
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
-from bot.channels.text_split import split_text
+from bot.channels.text_split import split_text, utf16_len
 from bot.conversation import Incoming
-from bot.replies import Button, Reply
+from bot.replies import Button, Reply, shorten
 from bot.sending import RateLimited, RecipientBlocked, SendError
 
 __all__ = [
     "CHANNEL",
+    "TELEGRAM_CAPTION_LIMIT",
     "TELEGRAM_TEXT_LIMIT",
     "TelegramSender",
     "incoming_from_message",
     "keyboard",
+    "photo_caption",
     "render",
     "retry_seconds",
+    "send_reply",
 ]
 
 log = logging.getLogger(__name__)
@@ -40,6 +50,7 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 CHANNEL = "telegram"
 TELEGRAM_TEXT_LIMIT = 4096
+TELEGRAM_CAPTION_LIMIT = 1024
 _CALLBACK_DATA_MAX_BYTES = 64
 _LABEL_MAX = 60
 _SHORT_LABEL = 16  # labels this short share a row (👍/👎, ◀/▶, provinces)
@@ -79,6 +90,48 @@ def render(reply: Reply) -> list[tuple[str, InlineKeyboardMarkup | None]]:
     return [(text, markup if i == len(escaped) - 1 else None) for i, text in enumerate(escaped)]
 
 
+def photo_caption(reply: Reply) -> tuple[str, bool]:
+    """The escaped caption of the reply's photo, and whether it carries the reply's text.
+
+    The text (the alt text when the reply has none) is the caption when it fits
+    Telegram's 1024 characters (counted as Telegram counts: UTF-16 units, trimmed);
+    otherwise the caption is the image's alt text and the text follows as messages.
+    """
+    assert reply.image is not None
+    text = reply.text.strip() or reply.image.alt
+    if utf16_len(text) <= TELEGRAM_CAPTION_LIMIT:
+        return html.escape(text, quote=False), True
+    alt = shorten(reply.image.alt, TELEGRAM_CAPTION_LIMIT // 2)  # emoji may count 2
+    return html.escape(alt, quote=False), False
+
+
+async def send_reply(bot: Bot, chat_id: int | str, reply: Reply, **options: Any) -> Message | None:
+    """Sends one reply (its photo first, if any); returns the last message sent.
+
+    ``options`` go to every call (``allow_paid_broadcast``, ``reply_parameters``).
+    Errors are python-telegram-bot's: `TelegramSender` maps them.
+    """
+    last: Message | None = None
+    if reply.image is not None:
+        caption, complete = photo_caption(reply)
+        last = await bot.send_photo(
+            chat_id,
+            reply.image.png,
+            caption=caption or None,
+            parse_mode=ParseMode.HTML,
+            reply_markup=keyboard(reply.buttons) if complete else None,
+            filename="qr.png",
+            **options,
+        )
+        if complete:
+            return last
+    for text, markup in render(reply):
+        last = await bot.send_message(
+            chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup, **options
+        )
+    return last
+
+
 def incoming_from_message(message: Message, user: User | None) -> Incoming:
     """Parses a Telegram message into the core's ``Incoming`` (with the receiving bot's id)."""
     sender_id = user.id if user is not None else message.chat.id
@@ -113,18 +166,10 @@ class TelegramSender:
         self._paid = paid_broadcast
 
     async def send(self, chat_id: str, reply: Reply) -> str | None:
-        """Sends the reply's parts in order; returns the last message id."""
-        last: Message | None = None
+        """Sends the reply (its photo, then its parts in order); returns the last message id."""
         paid = True if self._paid and reply.bulk else None  # lifts the 30/s limit, in Stars
         with _mapped_errors():
-            for text, markup in render(reply):
-                last = await self._bot.send_message(
-                    chat_id,
-                    text,
-                    parse_mode=ParseMode.HTML,
-                    reply_markup=markup,
-                    allow_paid_broadcast=paid,
-                )
+            last = await send_reply(self._bot, chat_id, reply, allow_paid_broadcast=paid)
         return str(last.message_id) if last is not None else None
 
     async def copy(self, chat_id: str, from_chat_id: str, message_id: str) -> str | None:

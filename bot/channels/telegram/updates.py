@@ -16,7 +16,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from telegram import CallbackQuery, Message, Update
+from telegram import CallbackQuery, Message, ReplyParameters, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
@@ -28,7 +28,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.channels.telegram.render import CHANNEL, incoming_from_message, render
+from bot.channels.telegram.render import CHANNEL, incoming_from_message, render, send_reply
 from bot.conversation import APOLOGY, UNSUPPORTED, Conversation, Incoming
 from bot.replies import Reply
 
@@ -58,10 +58,7 @@ class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], B
 
 async def _send_all(context: BotContext, chat_id: int, replies: list[Reply]) -> None:
     for reply in replies:
-        for text, markup in render(reply):
-            await context.bot.send_message(
-                chat_id, text, parse_mode=ParseMode.HTML, reply_markup=markup
-            )
+        await send_reply(context.bot, chat_id, reply)
 
 
 async def on_text(update: Update, context: BotContext) -> None:
@@ -83,9 +80,11 @@ async def on_staff_reply(update: Update, context: BotContext) -> None:
     replies = await context.conversation.handle(
         incoming_from_message(message, update.effective_user)
     )
-    for reply in replies:
-        for text, _markup in render(reply):
-            await message.reply_text(text, parse_mode=ParseMode.HTML)
+    quoted = ReplyParameters(message.message_id)  # the confirmation answers the staff's reply
+    for reply in replies:  # no buttons in the staff chat
+        await send_reply(
+            context.bot, message.chat_id, replace(reply, buttons=()), reply_parameters=quoted
+        )
 
 
 async def on_button(update: Update, context: BotContext) -> None:
@@ -117,7 +116,7 @@ async def on_button(update: Update, context: BotContext) -> None:
 
 async def _edit(query: CallbackQuery, reply: Reply, context: BotContext) -> None:
     parts = render(reply)
-    if len(parts) != 1:  # too long to replace one message: send instead
+    if len(parts) != 1 or reply.image is not None:  # no one text message: send instead
         await _send_all(context, query.message.chat.id, [replace(reply, edit=False)])  # type: ignore[union-attr]
         return
     text, markup = parts[0]

@@ -3,7 +3,9 @@
 A browser session is identified by a random id the page keeps in
 ``localStorage``; it is the member's user id and chat id on the ``web``
 channel. Replies are plain text; the page renders them with ``textContent``,
-so nothing a member or the knowledge base writes is ever parsed as HTML.
+so nothing a member or the knowledge base writes is ever parsed as HTML. A
+reply's image travels as ``{"url", "alt"}``: the page shows it from our own
+server (``Image.url`` is a path on it; the PNG bytes never go into the JSON).
 
 Messages that arrive later (a staff answer after a hand-over) wait in the
 database (``bot.store.pushes``, at most 50 per session, for a day) until
@@ -28,7 +30,7 @@ from bot.conversation import Conversation, Incoming
 from bot.replies import Reply
 from bot.store.pushes import PushStore
 
-__all__ = ["CHANNEL", "WebChat", "WebChatError", "WebLimits"]
+__all__ = ["CHANNEL", "Floodgate", "WebChat", "WebChatError", "WebLimits"]
 
 CHANNEL = "web"
 SESSION_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -65,8 +67,8 @@ _TOO_MANY_SESSIONS = "Có quá nhiều phiên trò chuyện mới từ địa ch
 _BUSY_MINUTES = "Hệ thống đang bận, bạn vui lòng thử lại sau ít phút."
 
 
-class _Floodgate:
-    """The token buckets behind ``WebLimits``."""
+class Floodgate:
+    """The token buckets behind ``WebLimits`` (the public FAQ's search box counts as messages)."""
 
     def __init__(self, limits: WebLimits) -> None:
         self.ip_sessions = KeyedBuckets(
@@ -81,11 +83,13 @@ class _Floodgate:
         self.messages = TokenBucket(limits.messages_per_second, 2 * limits.messages_per_second)
 
     def message(self, client: str) -> None:
+        """Takes a message token for ``client``; raises ``WebChatError`` (429/503) when out."""
         mine = self.ip_messages.get(client)
         _require(mine.take(), mine, 429, _TOO_FAST)
         _require(self.messages.take(), self.messages, 503, _BUSY_SECONDS)
 
     def new_session(self, client: str) -> None:
+        """Takes a new-session token for ``client``; raises ``WebChatError`` when out."""
         mine = self.ip_sessions.get(client)
         _require(mine.available(), mine, 429, _TOO_MANY_SESSIONS)
         _require(self.sessions.take(), self.sessions, 503, _BUSY_MINUTES)
@@ -112,7 +116,7 @@ class WebChat:
         """Talks to ``conversation``; later messages wait in ``pushes``; floods meet ``limits``."""
         self._conversation = conversation
         self._pushes = pushes
-        self._gate = _Floodgate(limits or WebLimits())
+        self.floodgate = Floodgate(limits or WebLimits())
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._waiting: dict[str, set[asyncio.Event]] = {}  # the polls waiting now, by session
         self._waiters = 0
@@ -130,6 +134,7 @@ class WebChat:
         return session
 
     def _to_json(self, reply: Reply) -> dict[str, Any]:
+        image = reply.image
         return {
             "id": f"r{next(self._ids)}",
             "text": reply.text,
@@ -140,6 +145,7 @@ class WebChat:
             ],
             "notice": reply.notice,
             "edit": reply.edit,
+            "image": {"url": image.url, "alt": image.alt} if image is not None else None,
         }
 
     async def post_message(self, body: Any, client: str = "local") -> dict[str, Any]:
@@ -161,11 +167,11 @@ class WebChat:
             raise WebChatError(
                 413, f"Tin nhắn dài quá {MAX_TEXT_CHARS} ký tự; bạn rút gọn giúp mình nhé."
             )
-        self._gate.message(client)
+        self.floodgate.message(client)
         if session_id not in self._sessions and not await asyncio.to_thread(
             self._conversation.members.find, CHANNEL, session_id
         ):
-            self._gate.new_session(client)
+            self.floodgate.new_session(client)
         self._check_rate(self._session(session_id))
         incoming = Incoming(
             channel=CHANNEL,

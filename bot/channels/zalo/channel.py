@@ -1,9 +1,11 @@
 """The Zalo channel: receiving (long polling or webhook), parsing, rendering and sending.
 
 Zalo has no inline keyboards: a reply's buttons become numbered lines ("1. ...")
-and the member answers by typing the number. The choices offered last are kept
-per chat for ``CHOICE_TTL`` (in memory: they do not survive a restart; the
-member then simply asks again).
+and the member answers by typing the number; the choices offered last are kept per
+chat for ``CHOICE_TTL`` (in memory: after a restart the member simply asks again).
+A reply's image goes first, as a ``sendPhoto`` of its URL under ``PUBLIC_BASE_URL``
+(Zalo fetches it); while that is unset (the local address, which Zalo cannot reach)
+no photo is sent: the text ends with the image's link ("Mã QR: <url>").
 
 Every event is committed to the durable inbox (``bot.store.inbox``) under
 ``event_name:chat_id:message_id`` before it is acknowledged (the webhook's 200,
@@ -21,7 +23,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from pydantic import ValidationError
@@ -35,6 +37,7 @@ from bot.channels.text_split import split_text
 from bot.channels.webhooks import checked_body, derived_secret
 from bot.channels.zalo.client import (
     ZALO_TEXT_LIMIT,
+    ZaloBadRequest,
     ZaloBadToken,
     ZaloClient,
     ZaloError,
@@ -43,7 +46,7 @@ from bot.channels.zalo.client import (
 )
 from bot.channels.zalo.validation import ZaloUpdate, invalid_field
 from bot.conversation import UNSUPPORTED, Conversation, Incoming
-from bot.replies import Button, Reply
+from bot.replies import Button, Reply, shorten
 from bot.sending import RateLimited, RecipientBlocked, SendError
 from bot.settings import Settings
 from bot.store.inbox import InboxRow, InboxWorker
@@ -72,6 +75,7 @@ _NUMBER = re.compile(r"^\s*(\d{1,2})\s*[.)]?\s*$")
 _MAX_CHATS = 50_000
 _CONCURRENCY = 32
 _POLL_TIMEOUT_S = 30
+QR_LINK: Final = "Mã QR: "  # the line that stands for a photo Zalo could not fetch
 
 
 # -- rendering and choices ---------------------------------------------------------------
@@ -82,11 +86,8 @@ def render(reply: Reply) -> list[str]:
     text = reply.text.strip() or "…"
     if reply.buttons:
         options = "\n".join(f"{i}. {b.label}" for i, b in enumerate(reply.buttons, start=1))
-        hint = (
-            "Gõ số 1 để chọn."
-            if len(reply.buttons) == 1
-            else (f"Gõ số (1-{len(reply.buttons)}) để chọn.")
-        )
+        count = len(reply.buttons)
+        hint = "Gõ số 1 để chọn." if count == 1 else f"Gõ số (1-{count}) để chọn."
         text = f"{text}\n\n{options}\n\n{hint}"
     return split_text(text, ZALO_TEXT_LIMIT, length=len)
 
@@ -212,7 +213,8 @@ class ZaloChannel:
         )
         self.conversation = conversation
         self.choices = ChoiceMemory()
-        self.sender = ZaloSender(self.client, self.choices)
+        photos = settings.public_base_url is not None  # else Zalo could not fetch them
+        self.sender = ZaloSender(self.client, self.choices, settings.public_url, photos)
         self.worker = InboxWorker.for_bot(
             engine,
             CHANNEL,
@@ -354,15 +356,31 @@ def _answered(event: ZaloEvent) -> bool:
 class ZaloSender:
     """Sends replies through a ``ZaloClient``; a reply's buttons become the chat's choices."""
 
-    def __init__(self, client: ZaloClient, choices: ChoiceMemory) -> None:
-        """Sends with ``client`` and records the choices offered in ``choices``."""
+    def __init__(
+        self, client: ZaloClient, choices: ChoiceMemory, public_url: str = "", photos: bool = False
+    ) -> None:
+        """Records the choices in ``choices``; images are at ``public_url``, sent if ``photos``."""
         self._client = client
         self._choices = choices
+        self._public_url = public_url
+        self._photos = photos
 
     async def send(self, chat_id: str, reply: Reply) -> str | None:
-        """Sends the reply's parts in order; returns the last message id."""
+        """Sends the reply (its photo, then its parts in order); returns the last message id."""
         last: str | None = None
+        image = reply.image
+        url = f"{self._public_url}{image.url}" if image is not None else ""
+        linked = replace(reply, text=f"{reply.text.rstrip()}\n\n{QR_LINK}{url}") if url else reply
         try:
+            if image is not None and self._photos:
+                try:
+                    alt = shorten(image.alt, ZALO_TEXT_LIMIT) or None
+                    last = await self._client.send_photo(chat_id, url, alt)
+                except ZaloBadRequest as exc:  # e.g. Zalo could not fetch it: the link instead
+                    log.warning("Zalo photo not sent, its link goes with the text: %s", exc)
+                    reply = linked
+            else:
+                reply = linked
             for part in render(reply):
                 last = await self._client.send_message(chat_id, part)
         except ZaloForbidden as exc:

@@ -12,7 +12,7 @@ One long-lived ``httpx.AsyncClient`` per client. Errors are mapped in one place
      └── ZaloServerError    5xx, connection failures, bodies that are not the envelope
 
 Retries: a request is retried only where repeating it cannot send a message
-twice: every method except ``sendMessage`` on connection
+twice: every method except the sends (``sendMessage``, ``sendPhoto``) on connection
 failures, timeouts, 5xx and 429; sends only when the server cannot have
 acted on them (the connection was never made, or it answered 429).
 
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ZALO_BASE_URL: Final = "https://bot-api.zaloplatforms.com"
 ZALO_TEXT_LIMIT: Final = 2000
-_SENDS: Final = frozenset({"sendMessage"})
+_SENDS: Final = frozenset({"sendMessage", "sendPhoto"})
 _ATTEMPTS: Final = 3
 
 
@@ -147,8 +147,17 @@ class ZaloClient:
     async def send_message(self, chat_id: str, text: str) -> str:
         """Sends a text (1 to 2000 characters); returns the message id."""
         result = await self.call("sendMessage", {"chat_id": chat_id, "text": text})
-        message_id = result.get("message_id") if isinstance(result, dict) else None
-        return str(message_id) if message_id is not None else ""
+        return _message_id(result)
+
+    async def send_photo(self, chat_id: str, photo_url: str, caption: str | None = None) -> str:
+        """Sends the image at ``photo_url`` (Zalo fetches it: a public URL); returns the id.
+
+        ``caption``: at most 2000 characters, or none.
+        """
+        params = {"chat_id": chat_id, "photo": photo_url}
+        if caption:
+            params["caption"] = caption
+        return _message_id(await self.call("sendPhoto", params))
 
     # -- transport ---------------------------------------------------------------------
 
@@ -204,6 +213,11 @@ class ZaloClient:
 
     def _redact(self, exc: BaseException) -> str:
         return str(exc).replace(self._token, "<token>")
+
+
+def _message_id(result: Any) -> str:
+    message_id = result.get("message_id") if isinstance(result, dict) else None
+    return str(message_id) if message_id is not None else ""
 
 
 class _NotSent(Exception):

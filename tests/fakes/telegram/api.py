@@ -7,8 +7,9 @@ to Telegram (the methods it plays: `tests.fakes.telegram.methods`). It long-poll
 
 Tests drive it from their own thread: they push user messages, photos and button
 presses, inject failures, then assert what the fake received (`FakeTelegram.calls`,
-`FakeTelegram.wait_for`, `FakeTelegram.wait_for_message`). All shared state sits
-behind one lock; the server loop is woken with ``call_soon_threadsafe``.
+`FakeTelegram.wait_for`, `FakeTelegram.wait_for_message`, `FakeTelegram.sent_photos`).
+All shared state sits behind one lock; the server loop is woken with
+``call_soon_threadsafe``.
 """
 
 from __future__ import annotations
@@ -176,6 +177,19 @@ class FakeTelegram(TelegramBotApi):
                 and (chat_id is None or message["chat"]["id"] == chat_id)
             ]
 
+    def sent_photos(self, chat_id: int | None = None) -> list[JSONDict]:
+        """The bot's photo messages (`sent_messages` that have a ``photo``), oldest first."""
+        return [message for message in self.sent_messages(chat_id) if "photo" in message]
+
+    def file_bytes(self, file_id: str) -> bytes:
+        """The bytes of a photo the bot uploaded, by the ``file_id`` of its largest size.
+
+        Raises:
+            KeyError: No upload has that ``file_id``.
+        """
+        with self._lock:
+            return self._store.files[file_id]
+
     def message(self, chat_id: int, message_id: int, token: str | None = None) -> JSONDict:
         """The stored message (user's or bot's) with edits applied."""
         bot = self._bot(token) if token else next(iter(self._bots.values()))
@@ -189,7 +203,9 @@ class FakeTelegram(TelegramBotApi):
         timeout: float = 10.0,
         count: int = 1,
     ) -> list[JSONDict]:
-        """Waits for successful sendMessage/copyMessage calls into ``chat_id``.
+        """Waits for successful sendMessage/sendPhoto/copyMessage calls into ``chat_id``.
+
+        ``text_contains`` is looked for in the text or the caption.
 
         Returns:
             The messages those calls created (Message dicts plus ``"html"``).
@@ -197,7 +213,7 @@ class FakeTelegram(TelegramBotApi):
 
         def matches(call: Call) -> bool:
             message = call.message
-            if call.method not in ("sendMessage", "copyMessage") or message is None:
+            if call.method not in ("sendMessage", "sendPhoto", "copyMessage") or message is None:
                 return False
             if not call.ok or message["chat"]["id"] != chat_id:
                 return False

@@ -3,14 +3,15 @@
 Only what the product's python-telegram-bot client calls is played: ``getMe``,
 ``getUpdates`` (long poll, ``offset`` confirms), ``setWebhook`` and
 ``deleteWebhook``, ``sendMessage`` and ``editMessageText`` (plain text or
-``parse_mode=HTML``, inline keyboards, replies), ``answerCallbackQuery``,
-``copyMessage`` and ``setMyCommands``. Answers carry real HTTP status codes and
-Telegram's descriptions.
+``parse_mode=HTML``, inline keyboards, replies), ``sendPhoto`` (an upload, see
+`tests.fakes.telegram.media`), ``answerCallbackQuery``, ``copyMessage`` and
+``setMyCommands``. Answers carry real HTTP status codes and Telegram's descriptions.
 
 Parameters arrive as a query string, a urlencoded form (as python-telegram-bot
-posts them) or a JSON body. Form values are normalized as if they had been posted
-as JSON: numeric ids become ints, flags become bools and values that look like a
-JSON object or array are decoded, except in free-text parameters such as ``text``.
+posts them), a multipart form (with a file) or a JSON body. Form values are
+normalized as if they had been posted as JSON: numeric ids become ints, flags
+become bools and values that look like a JSON object or array are decoded, except
+in free-text parameters such as ``text``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tests.fakes.server import FakeBotServer
-from tests.fakes.telegram.entities import EntityParseError, parse_html, trim, utf16_len
+from tests.fakes.telegram.media import PhotoMethods, checked_text
 from tests.fakes.telegram.state import Bot, Call, ChatStore, WebhookDelivery, wire
 from tests.fakes.wire import ApiError, Context, JSONDict, Later
 
@@ -49,7 +50,9 @@ _INT_PARAMS = frozenset(
 )
 _BOOL_PARAMS = frozenset({"disable_notification", "allow_paid_broadcast", "drop_pending_updates"})
 # Free text is never JSON-decoded, even when it starts with "[" or "{".
-_TEXT_PARAMS = frozenset({"text", "url", "secret_token", "callback_query_id", "parse_mode"})
+_TEXT_PARAMS = frozenset(
+    {"text", "caption", "photo", "url", "secret_token", "callback_query_id", "parse_mode"}
+)
 _INT_TEXT = re.compile(r"-?[0-9]{1,20}")
 _SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _COMMAND = re.compile(r"[a-z0-9_]{1,32}")
@@ -67,12 +70,14 @@ _BUTTON_ACTIONS = (
 )
 
 
-class TelegramBotApi(FakeBotServer[Call, WebhookDelivery, Bot]):
+class TelegramBotApi(PhotoMethods, FakeBotServer[Call, WebhookDelivery, Bot]):
     """The fake Telegram server's Bot API methods (the test API is `FakeTelegram`'s).
 
     Args:
         tokens: Bot tokens the fake accepts; the bot id is the number before ``:``.
     """
+
+    accepts_multipart = True  # Telegram takes any method's parameters as multipart
 
     def __init__(self, tokens: Iterable[str] = ("123:ABC",)) -> None:
         """Makes the bots; nothing listens until ``start``."""
@@ -89,6 +94,7 @@ class TelegramBotApi(FakeBotServer[Call, WebhookDelivery, Bot]):
             "setWebhook": self._set_webhook,
             "deleteWebhook": self._delete_webhook,
             "sendMessage": self._send_message,
+            "sendPhoto": self._send_photo,
             "editMessageText": self._edit_message_text,
             "answerCallbackQuery": self._answer_callback_query,
             "copyMessage": self._copy_message,
@@ -153,25 +159,11 @@ class TelegramBotApi(FakeBotServer[Call, WebhookDelivery, Bot]):
     @staticmethod
     def _format(params: JSONDict) -> tuple[str, str, list[JSONDict]]:
         """Checks ``text`` like Telegram: the plain text, the raw text, the entities."""
-        raw = params.get("text")
-        if raw is None or raw == "":
-            raise ApiError(400, "Bad Request: message text is empty")
-        raw = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
-        mode = str(params.get("parse_mode") or "")
-        if mode.lower() == "html":
-            try:
-                plain, entities = parse_html(raw)
-            except EntityParseError as exc:
-                raise ApiError(400, f"Bad Request: can't parse entities: {exc}") from exc
-        elif mode == "":
-            plain, entities = raw, []
-        else:
-            raise ApiError(400, "Bad Request: unsupported parse_mode (the fake plays HTML only)")
-        plain, entities = trim(plain, entities)
+        plain, raw, entities = checked_text(
+            params, "text", MAX_TEXT_LENGTH, "Bad Request: message is too long"
+        )
         if not plain:
             raise ApiError(400, "Bad Request: message text is empty")
-        if utf16_len(plain) > MAX_TEXT_LENGTH:
-            raise ApiError(400, "Bad Request: message is too long")
         return plain, raw, entities
 
     @staticmethod

@@ -25,7 +25,7 @@ class Call(RecordedCall):
     """One request the fake answered (``params`` normalized as if posted as JSON).
 
     ``message`` is set for the calls that created or changed a message (sendMessage,
-    copyMessage, editMessageText): a snapshot of the stored message, with the extra
+    sendPhoto, copyMessage, editMessageText): a snapshot of the stored message, with the extra
     key ``"html"`` (the text as sent).
     """
 
@@ -82,6 +82,7 @@ class ChatStore:
         self.chats: dict[int, JSONDict] = {}
         self.messages: dict[tuple[int, int, int], JSONDict] = {}
         self.callback_queries: dict[str, bool] = {}  # query id -> answered
+        self.files: dict[str, bytes] = {}  # file_id -> the bytes uploaded (photos sent)
         self._last_message_id: dict[tuple[int, int], int] = {}
         self.update_ids = itertools.count(1)
         self.user_ids = itertools.count(100_000_001)
@@ -93,6 +94,7 @@ class ChatStore:
         self.messages.clear()
         self._last_message_id.clear()
         self.callback_queries.clear()
+        self.files.clear()
 
     def chat(self, chat_id: int) -> JSONDict:
         """The chat with this id, made on first use (private if positive, else a supergroup)."""
@@ -147,6 +149,39 @@ class ChatStore:
         quoted = wire(original)
         quoted.pop("reply_to_message", None)
         return quoted
+
+    def upload(self, data: bytes, width: int, height: int) -> list[JSONDict]:
+        """Keeps an uploaded photo; returns its PhotoSize array, smallest first.
+
+        The image is scaled into the boxes Telegram uses (90, 320, 800, 1280 pixels)
+        up to its own size; the bytes are kept under the largest size's ``file_id``.
+        """
+        number = next(self._file_ids)
+        longest = max(width, height)
+        sizes: list[JSONDict] = []
+        for letter, box in zip("smxy", (90, 320, 800, 1280), strict=True):
+            scale = min(1.0, box / longest)
+            sizes.append(
+                {
+                    "file_id": f"AgACAgUAAxkDAAI{number}{letter}",
+                    "file_unique_id": f"AQAD{number}{letter}",
+                    "width": max(1, round(width * scale)),
+                    "height": max(1, round(height * scale)),
+                    "file_size": max(1, round(len(data) * scale * scale)),
+                }
+            )
+            if box >= longest:
+                break
+        self.files[sizes[-1]["file_id"]] = data
+        return sizes
+
+    def photo_of(self, file_id: str) -> list[JSONDict] | None:
+        """The PhotoSize array of a stored message's photo that has ``file_id``, or None."""
+        for message in self.messages.values():
+            sizes = message.get("photo") or ()
+            if any(size["file_id"] == file_id for size in sizes):
+                return [dict(size) for size in sizes]
+        return None
 
     def photo_sizes(self) -> list[JSONDict]:
         """A new photo's ``photo`` array: a thumbnail and a large size."""

@@ -5,6 +5,8 @@
 //   GET  /chat/api/inbox?session=S  (long poll for replies that arrive later)
 // Everything from the server or the member is rendered with textContent and
 // DOM nodes, never parsed as HTML; the page's CSP forbids inline scripts/styles.
+// A reply's image ({"url", "alt"}, a QR code) is an <img> above its text, shown
+// only from this page's own origin (the CSP allows img-src 'self').
 "use strict";
 
 (() => {
@@ -105,6 +107,25 @@
     if (last < text.length) node.append(document.createTextNode(text.slice(last)));
   }
 
+  // The reply's image as an <img>, or null when it is missing or not on our origin.
+  function imageOf(reply) {
+    const image = reply.image;
+    if (!image || typeof image !== "object" || typeof image.url !== "string") return null;
+    let url;
+    try {
+      url = new URL(image.url, window.location.origin);
+    } catch (_) {
+      return null;
+    }
+    if (url.origin !== window.location.origin) return null;
+    const img = element("img", "msg-image");
+    img.src = url.pathname + url.search;
+    img.alt = String(image.alt ?? "");
+    img.loading = "lazy";
+    img.decoding = "async";
+    return img;
+  }
+
   function scrollToBottom() {
     chatLog.scrollTop = chatLog.scrollHeight;
   }
@@ -117,12 +138,13 @@
     return message;
   }
 
-  // Sets a bot message's id, text and buttons (a new message, or an edit in place).
+  // Sets a bot message's id, image, text and buttons (a new message, or an edit in place).
   function fillBotMessage(message, reply) {
     message.dataset.id = String(reply.id ?? "");
     const text = element("div", "msg-text");
     appendLinkified(text, String(reply.text ?? ""));
-    const parts = [text];
+    const image = imageOf(reply);
+    const parts = image ? [image, text] : [text];
     const buttons = Array.isArray(reply.buttons) ? reply.buttons : [];
     if (buttons.length > 0) {
       const choices = element("div", "choices");
