@@ -1,7 +1,8 @@
-"""The web side of the running assistant: one Starlette app, served by uvicorn.
+"""The web server of the running assistant: one Starlette app, served by uvicorn.
 
 ``create_web_app`` serves ``/healthz``, ``/metrics``, each running chat-app
-channel's webhook (``/telegram``, ``/zalo``) and, unless disabled, the web chat
+channel's webhook (``/telegram``, ``/zalo``), the public FAQ and law pages
+(``/faq``, ``/luat``: :mod:`bot.web.faq`) and, unless disabled, the web chat
 (its page, its API and ``/static``), every response with the security headers.
 ``serve()`` is what ``coopbot run`` runs: it builds everything
 (``bot.app.running_app``), serves the web app until SIGINT/SIGTERM (or ``stop``),
@@ -39,16 +40,17 @@ from bot.channels.webchat.chat import WebChatError
 from bot.channels.webhooks import read_body
 from bot.metrics import CONTENT_TYPE
 from bot.settings import Settings
+from bot.web.faq import faq_routes
 
 __all__ = ["SecurityHeaders", "create_web_app", "foreign_post", "serve", "web_hosts"]
 
 log = logging.getLogger(__name__)
 
-STATIC_DIR = Path(__file__).resolve().parent / "channels" / "webchat" / "static"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "channels" / "webchat" / "static"
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; style-src 'self'; script-src 'self'; connect-src 'self'; "
-        "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+        "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
@@ -59,7 +61,7 @@ _WEBHOOKS: Final = {"/telegram": "Telegram", "/zalo": "Zalo"}
 
 
 def create_web_app(runtime: Runtime) -> Starlette:
-    """The ASGI app: ``/healthz``, ``/metrics``, the webhooks and (unless disabled) the web chat."""
+    """The ASGI app: health, metrics, webhooks, FAQ and law pages, the web chat (unless off)."""
 
     async def healthz(request: Request) -> Response:
         database = await asyncio.to_thread(_database_ok, runtime.engine)
@@ -124,6 +126,13 @@ def create_web_app(runtime: Runtime) -> Starlette:
         routes += channel.routes()
     # Reached only when no running channel serves the path (the first full match wins).
     routes += [_not_configured(path, title) for path, title in _WEBHOOKS.items()]
+    # The FAQ is public: served whether or not the web chat is.
+    routes += faq_routes(
+        runtime.conversation.services.answers,
+        runtime.settings,
+        on_open=runtime.on_faq_open,
+        floodgate=runtime.webchat.floodgate,
+    )
     if runtime.settings.web_chat_enabled:
         routes += [
             Route("/", index, methods=["GET"]),
