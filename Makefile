@@ -6,13 +6,13 @@ VENV := .venv
 NLU_VENV := .venv-nlu
 COOPBOT := $(VENV)/bin/coopbot
 
-.PHONY: run test setup env model browser lint bench-nlu bench-chat bench-reminders bench-broadcast bench-retrain clean-env
+.PHONY: run test setup env model browser fonts lint bench-nlu bench-chat bench-reminders bench-broadcast bench-retrain bench-handout bench-faq clean-env
 
-run: model
+run: model fonts
 	$(COOPBOT) run
 
 # Lint first: the import contracts are part of the tests.
-test: lint model browser
+test: lint model browser fonts
 	$(VENV)/bin/python -m pytest
 
 # Debian's Chromium and ChromeDriver for the web chat's browser test.
@@ -41,6 +41,10 @@ $(NLU_VENV)/.installed: nlu/requirements.txt
 model: env
 	$(COOPBOT) nlu train --if-stale
 
+# Debian's DejaVu fonts, embedded in the printable handouts.
+fonts:
+	scripts/ensure-fonts
+
 lint: env
 	$(VENV)/bin/ruff check bot knowledge nlu scheduler tests benchmarks
 	$(VENV)/bin/ruff format --check bot knowledge nlu scheduler tests benchmarks
@@ -60,6 +64,12 @@ bench-reminders: env
 
 bench-broadcast: model
 	$(VENV)/bin/python benchmarks/bench_broadcast.py
+
+bench-faq: env
+	$(VENV)/bin/python benchmarks/bench_faq.py
+
+bench-handout: env
+	$(VENV)/bin/python benchmarks/bench_handout.py
 
 bench-retrain: model
 	$(VENV)/bin/python benchmarks/bench_retrain.py

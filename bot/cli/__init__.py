@@ -1,7 +1,7 @@
 """The ``coopbot`` command line: one typer app assembled from one module per command group.
 
 The commands ``ask``, ``chat``, ``run`` and ``deadlines`` and the groups ``nlu``, ``db``,
-``training``, ``reminders``, ``users``, ``broadcast``, ``review`` and ``law`` each live in
+``training``, ``reminders``, ``users``, ``broadcast``, ``review``, ``law`` and ``faq`` each live in
 the module of that name; they build what they need through bot/cli/context.py.
 """
 
@@ -14,6 +14,7 @@ from bot.cli.broadcast import broadcast_app
 from bot.cli.chat import chat
 from bot.cli.db import db_app
 from bot.cli.deadlines import deadlines
+from bot.cli.faq import faq_app
 from bot.cli.law import law_app
 from bot.cli.nlu import nlu_app
 from bot.cli.reminders import reminders_app
@@ -37,6 +38,7 @@ for name, group in (
     ("broadcast", broadcast_app),
     ("review", review_app),
     ("law", law_app),
+    ("faq", faq_app),
 ):
     app.add_typer(group, name=name)
 
