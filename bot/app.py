@@ -14,14 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
 from bot.answers import AnswerService
+from bot.answers.links import entry_links
 from bot.channels.base import Channel
 from bot.channels.telegram.app import TelegramChannel
 from bot.channels.telegram.render import CHANNEL as TELEGRAM
@@ -48,6 +50,7 @@ from bot.store.handovers import HandoverStore
 from bot.store.members import MemberStore
 from bot.store.messages import MessageLogStore
 from bot.store.pushes import PushStore
+from bot.store.shares import ShareStore
 from bot.store.subscriptions import SubscriptionStore
 from knowledge.base import KnowledgeBase, load_knowledge_base
 from knowledge.law.corpus import LegalCorpus
@@ -175,6 +178,10 @@ def build_conversation(
         accounts=settings.bot_accounts,
         lease=dt.timedelta(seconds=settings.outbox_lease_seconds),
         leader_retry=settings.scheduler_leader_retry_seconds,
+        kb=answers.kb,
+        links=functools.partial(
+            entry_links, settings.public_url, telegram_username=settings.telegram_bot_username
+        ),
     )
     staff_chat = settings.telegram_staff_chat_id
     conversation = Conversation(
@@ -197,6 +204,9 @@ def build_conversation(
         broadcasts=BroadcastStore(engine, reminders.outbox),
         review=review,
         on_reminders_changed=reminders.plan_member,
+        shares=ShareStore(engine, answers.kb.entries),
+        public_url=settings.public_url,
+        telegram_username=settings.telegram_bot_username,
     )
     return conversation, reminders
 
@@ -219,6 +229,9 @@ class Runtime:
     keeper: ModelKeeper
     retrain: ChatRetrain
     metrics: Metrics | None
+    # Told of each FAQ page opened through a trainer's link: (entry id, trainer code, "web");
+    # a plain function (run off the event loop) or a coroutine function. None: not counted.
+    on_faq_open: Callable[[str, str, str], object] | None = None
 
 
 def _chat_apps(settings: Settings, conversation: Conversation, engine: Engine) -> Iterator[Channel]:
@@ -276,6 +289,7 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
                     await reminders.start()
                     running.push_async_callback(reminders.stop)
                     running_reminders = reminders
+                shares = conversation.services.shares
                 yield Runtime(
                     settings,
                     engine,
@@ -288,6 +302,7 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
                     keeper,
                     retrain,
                     metrics,
+                    on_faq_open=shares.record_open if shares is not None else None,
                 )
     finally:
         engine.dispose()

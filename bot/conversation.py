@@ -45,6 +45,7 @@ from bot.store.broadcasts import BroadcastStore
 from bot.store.handovers import HandoverStore
 from bot.store.members import MemberInfo, MemberStore
 from bot.store.messages import MessageLogStore
+from bot.store.shares import ShareStore
 from bot.store.subscriptions import SubscriptionStore
 from bot.store.training import TrainingStore
 from knowledge.base import KnowledgeBase
@@ -154,6 +155,9 @@ class Conversation:
         review: ReviewChat | None = None,
         on_reminders_changed: Callable[[int], Awaitable[object]] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
+        shares: ShareStore | None = None,
+        public_url: str = "http://127.0.0.1:8080",
+        telegram_username: str | None = None,
         handlers: Sequence[Handler] = HANDLERS,
     ) -> None:
         """Wires the core to its services and serves ``handlers``.
@@ -181,6 +185,9 @@ class Conversation:
             on_reminders_changed=on_reminders_changed,
             clock=clock or utcnow,
             help_lines=tuple(line for handler in handlers for line in handler.help),
+            shares=shares,
+            public_url=public_url,
+            telegram_username=telegram_username,
         )
 
     async def handle(self, incoming: Incoming) -> list[Reply]:

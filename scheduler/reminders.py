@@ -13,7 +13,11 @@
   ``Senders``, paced per channel and per chat, each rendered by the renderer of
   its kind (``renderers``).
 * Training session messages are put into the outbox by ``TrainingStore``
-  (the CLI, another process, writes there too; the worker polls).
+  (the CLI, another process, writes there too; the worker polls). The entries
+  attached to a session are planned here, every 5 minutes: an hour after the
+  session ended, one message to each member holding a seat, keyed by the session
+  alone (``session_after``), so it goes once, whatever is edited afterwards; a
+  cancelled session sends nothing.
 """
 
 from __future__ import annotations
@@ -32,28 +36,34 @@ from apscheduler.jobstores.base import ConflictingIdError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from bot.clock import VIETNAM, utcnow
+from bot.clock import VIETNAM, aware, utcnow
 from bot.profile import ProfileOptions
 from bot.sending import Senders
 from bot.store.broadcasts import BROADCAST
+from bot.store.db import TrainingRegistration, TrainingSession
 from bot.store.inbox import prune_inbox
-from bot.store.outbox import Outbox
+from bot.store.outbox import SESSION_AFTER, Outbox
 from bot.store.pushes import PushStore
 from bot.store.training import TrainingStore
+from knowledge.base import KnowledgeBase
 from scheduler.deadlines import Rule
 from scheduler.delivery import Delivery, SendPacer
 from scheduler.leader import Leadership
 from scheduler.planner import DeadlinePlanner, PlanResult
-from scheduler.renderers import OutboxRenderers
+from scheduler.renderers import EntryLinksFn, OutboxRenderers
 
-__all__ = ["ReminderService"]
+__all__ = ["AFTER_SESSION", "ReminderService", "plan_after_sessions"]
 
 log = logging.getLogger(__name__)
 
 PLANNER_JOB: Final = "plan-deadline-reminders"
 CLEANUP_JOB: Final = "clean-up-outbox"
+AFTER_SESSION_JOB: Final = "plan-after-session-entries"
+AFTER_SESSION: Final = dt.timedelta(hours=1)  # after the end: the session's entries
+AFTER_SESSION_KEPT: Final = dt.timedelta(days=2)  # not sent later than this after that
 KEEP_FINISHED: Final = dt.timedelta(days=90)
 KEEP_EVENT_CLAIMS: Final = dt.timedelta(days=7)
 _SERVICES: dict[str, ReminderService] = {}
@@ -69,6 +79,47 @@ async def run_planner(key: str) -> None:
         log.warning("planner job fired with no reminder service running for %s", key)
         return
     await service.plan()
+
+
+async def run_after_sessions(key: str) -> None:
+    """The job that plans the entries of sessions that ended an hour ago."""
+    service = _SERVICES.get(key)
+    if service is not None:
+        await service.plan_after_sessions()
+
+
+def plan_after_sessions(engine: Engine, outbox: Outbox, now: dt.datetime) -> int:
+    """Puts the entries of each session that ended an hour ago into the outbox (idempotent).
+
+    Sessions that ended between ``AFTER_SESSION + AFTER_SESSION_KEPT`` and
+    ``AFTER_SESSION`` ago, not cancelled, with entries; one row per seat, keyed
+    ``(member, session_after, session id, entries, 1h)``: never a second one.
+    """
+    ended = select(TrainingSession.id, TrainingSession.ends_at).where(
+        TrainingSession.status == "scheduled",
+        TrainingSession.entries != "",
+        TrainingSession.ends_at <= now - AFTER_SESSION,
+        TrainingSession.ends_at > now - AFTER_SESSION - AFTER_SESSION_KEPT,
+    )
+    with engine.connect() as connection:
+        sessions = {row.id: aware(row.ends_at) + AFTER_SESSION for row in connection.execute(ended)}
+        seats = connection.execute(
+            select(TrainingRegistration.session_id, TrainingRegistration.member_id).where(
+                TrainingRegistration.session_id.in_(list(sessions))
+            )
+        ).all()
+    return outbox.add(
+        {
+            "member_id": member_id,
+            "kind": SESSION_AFTER,
+            "ref": str(session_id),
+            "occurrence": "entries",
+            "slot": "1h",
+            "send_at": sessions[session_id],
+            "expires_at": sessions[session_id] + AFTER_SESSION_KEPT,
+        }
+        for session_id, member_id in seats
+    )
 
 
 async def run_cleanup(key: str) -> None:
@@ -97,13 +148,16 @@ class ReminderService:
         accounts: Mapping[str, str | None] | None = None,
         lease: dt.timedelta = dt.timedelta(seconds=60),
         leader_retry: float = 2.0,
+        kb: KnowledgeBase | None = None,
+        links: EntryLinksFn | None = None,
     ) -> None:
         """Wires the outbox, planner, training store and delivery to ``engine`` and ``senders``.
 
         ``accounts``: ``{channel: bot id}`` of the bots this process runs; it sends
         only their members' rows (None: every row). ``lease``: how long a reservation
         of outbox rows holds unrenewed; ``leader_retry``: how often a follower tries
-        to become the scheduler leader (PostgreSQL).
+        to become the scheduler leader (PostgreSQL). ``kb`` and ``links``: the entries
+        sent after a training session and their links (``OutboxRenderers``).
         """
         self._engine = engine
         self.clock = clock
@@ -116,7 +170,9 @@ class ReminderService:
             engine,
             self.outbox,
             senders,
-            OutboxRenderers(engine, rules, self.training, options, clock).by_kind(),
+            OutboxRenderers(
+                engine, rules, self.training, options, clock, kb=kb, links=links
+            ).by_kind(),
             worker=self.worker,
             pacer=SendPacer(rates or {"telegram": 30.0, "zalo": 20.0}, per_chat),
             clock=clock,
@@ -165,6 +221,12 @@ class ReminderService:
             CronTrigger(day_of_week="sun", hour=3, minute=15, timezone=VIETNAM),
             "forget old finished outbox rows",
         )
+        self._keep_job(
+            AFTER_SESSION_JOB,
+            run_after_sessions,
+            CronTrigger(minute="*/5", timezone=VIETNAM),
+            "send training sessions' entries an hour after they end",
+        )
         await self.plan()
 
     async def _follow(self) -> None:
@@ -212,8 +274,15 @@ class ReminderService:
         """Plans deadline reminders up to the end of tomorrow (idempotent)."""
         async with self._plan_lock:
             result = await asyncio.to_thread(self.planner.plan)
-        self.delivery.wake()
+        await self.plan_after_sessions()
         return result
+
+    async def plan_after_sessions(self) -> int:
+        """Plans the entries of the sessions that ended an hour ago (idempotent)."""
+        now = self.clock()
+        count = await asyncio.to_thread(plan_after_sessions, self._engine, self.outbox, now)
+        self.delivery.wake()
+        return count
 
     async def plan_member(self, member_id: int) -> int:
         """Plans the reminders still ahead for one member (after /nhacnho or /hoso)."""

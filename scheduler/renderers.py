@@ -9,26 +9,34 @@ the broadcast was cancelled, ...); such a row is dropped instead of sent.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import exists, select
 from sqlalchemy.engine import Engine
 
 from bot.clock import VIETNAM, aware, format_date
 from bot.profile import ProfileOptions
-from bot.replies import Button, Reply
+from bot.replies import Button, Reply, shorten
 from bot.store.broadcasts import BROADCAST, render_broadcast
 from bot.store.db import Broadcast, Member, ReminderSubscription, TrainingRegistration
 from bot.store.members import PROFILE_FIELDS
-from bot.store.outbox import DEADLINE, SESSION, SESSION_CHANGE, OutboxItem
+from bot.store.outbox import DEADLINE, SESSION, SESSION_AFTER, SESSION_CHANGE, OutboxItem
 from bot.store.training import TrainingStore
 from bot.store.training_sessions import SessionInfo
+from knowledge.base import Entry, KnowledgeBase, load_knowledge_base
 from scheduler.deadlines import Rule, due_dates
 from scheduler.delivery import Renderer
 from scheduler.training import describe, format_moment
 
-__all__ = ["OutboxRenderers", "render_deadline"]
+if TYPE_CHECKING:
+    from bot.answers.links import EntryLinks
+
+__all__ = ["EntryLinksFn", "OutboxRenderers", "render_after_session", "render_deadline"]
+
+# The links to a knowledge entry (web page, Telegram deep link): ``bot.answers.links``.
+EntryLinksFn = Callable[[str], "EntryLinks"]
 
 _DEADLINE_BUTTONS: Final = (
     Button("🗓 Xem lịch nộp", "cmd:lichnop"),
@@ -57,6 +65,29 @@ def render_deadline(rule: Rule, period: str, due: dt.date, nominal: dt.date, tod
     return "\n".join(lines)
 
 
+def render_after_session(
+    session: SessionInfo, entries: Sequence[Entry], links: EntryLinksFn | None
+) -> Reply:
+    """The entries of a session for its members: titles, links, and a button to each."""
+    lines = [
+        f"📚 Cảm ơn bạn đã tham gia buổi tập huấn “{session.title}”. Các mục hỏi đáp của "
+        "buổi học để bạn xem lại:"
+    ]
+    for number, entry in enumerate(entries, start=1):
+        lines.append(f"\n{number}. {entry.title}")
+        try:
+            found = links(entry.id) if links is not None else None
+        except ValueError:  # no link can carry this id: the button below still opens it
+            found = None
+        if found is not None:
+            lines.append(f"🌐 {found.web}")
+            if found.telegram is not None:
+                lines.append(f"✈️ Telegram: {found.telegram}")
+    lines.append("\nBấm một mục bên dưới để đọc ngay tại đây, hoặc gõ câu hỏi nếu còn thắc mắc.")
+    buttons = tuple(Button(shorten(e.title, 60), f"faq:{e.id}") for e in entries)
+    return Reply("\n".join(lines), buttons)
+
+
 class OutboxRenderers:
     """The renderers of deadline reminders, training session messages and broadcasts."""
 
@@ -67,13 +98,27 @@ class OutboxRenderers:
         training: TrainingStore,
         options: ProfileOptions | None,
         clock: Callable[[], dt.datetime],
+        *,
+        kb: KnowledgeBase | None = None,
+        links: EntryLinksFn | None = None,
     ) -> None:
-        """Reads members from ``engine``, rules from ``rules``, sessions from ``training``."""
+        """Reads members from ``engine``, rules from ``rules``, sessions from ``training``.
+
+        ``kb``: the entries a session's members get after it (None: loaded when first
+        needed); ``links``: their links (None: titles and buttons only).
+        """
         self._engine = engine
         self.rules = {rule.id: rule for rule in rules}
         self.training = training
         self.options = options
         self.clock = clock
+        self._kb = kb
+        self.links = links
+
+    @functools.cached_property
+    def kb(self) -> KnowledgeBase:
+        """The knowledge base (the one given, or the repository's)."""
+        return self._kb if self._kb is not None else load_knowledge_base()
 
     def by_kind(self) -> Mapping[str, Renderer]:
         """The renderer of each outbox kind."""
@@ -81,6 +126,7 @@ class OutboxRenderers:
             DEADLINE: self.deadline,
             SESSION: self.session,
             SESSION_CHANGE: self.session,
+            SESSION_AFTER: self.after_session,
             BROADCAST: self.broadcast,
         }
 
@@ -139,16 +185,7 @@ class OutboxRenderers:
         session = self.training.get(int(item.ref))
         if session is None:
             return None, "the session no longer exists"
-        with self._engine.connect() as connection:
-            active = connection.scalar(select(Member.active).where(Member.id == item.member_id))
-            seat = connection.scalar(
-                select(
-                    exists().where(
-                        TrainingRegistration.session_id == session.id,
-                        TrainingRegistration.member_id == item.member_id,
-                    )
-                )
-            )
+        active, seat = self._seat(session.id, item.member_id)
         if not active:
             return None, "member inactive or gone"
         if item.kind == SESSION:
@@ -172,6 +209,37 @@ class OutboxRenderers:
             session, self._province_label
         )
         return Reply(text, _session_buttons(session)), ""
+
+    def after_session(self, item: OutboxItem) -> tuple[Reply | None, str]:
+        """A session's entries, an hour after it ended, to the members who held a seat."""
+        session = self.training.get(int(item.ref))
+        if session is None:
+            return None, "the session no longer exists"
+        if session.status != "scheduled":
+            return None, "the session was cancelled"
+        active, seat = self._seat(session.id, item.member_id)
+        if not active:
+            return None, "member inactive or gone"
+        if not seat:
+            return None, "the member gave the seat back"
+        entries = [entry for i in session.entries if (entry := self.kb.get(i)) is not None]
+        if not entries:
+            return None, "no entries attached to the session"
+        return render_after_session(session, entries, self.links), ""
+
+    def _seat(self, session_id: int, member_id: int) -> tuple[bool, bool]:
+        """Whether the member is active, and holds a seat in the session."""
+        with self._engine.connect() as connection:
+            active = connection.scalar(select(Member.active).where(Member.id == member_id))
+            seat = connection.scalar(
+                select(
+                    exists().where(
+                        TrainingRegistration.session_id == session_id,
+                        TrainingRegistration.member_id == member_id,
+                    )
+                )
+            )
+        return bool(active), bool(seat)
 
     def _session_reminder(self, session: SessionInfo, slot: str) -> Reply:
         when = "ngày mai" if slot == "1d" else "sau khoảng 1 giờ nữa"

@@ -22,7 +22,8 @@ from bot.clock import VIETNAM, aware
 from bot.profile import load_profile_options
 from bot.store.outbox import Outbox
 from bot.store.training import TrainingStore
-from bot.store.training_sessions import SessionDraft, SessionInfo, TrainingError
+from bot.store.training_sessions import SessionDraft, SessionInfo, TrainingError, entry_ids
+from knowledge.base import load_knowledge_base
 from scheduler.training import describe, end_moment, format_moment, parse_moment
 
 __all__ = ["training_app"]
@@ -50,7 +51,15 @@ def _code(field: str, label: str, typed: str | None) -> str | None:
 
 def _describe(session: SessionInfo) -> str:
     options = load_profile_options()
-    return describe(session, lambda code: options.label("province", code))
+    text = describe(session, lambda code: options.label("province", code))
+    if session.entries:
+        text += f"\nHỏi đáp gửi người đăng ký 1 giờ sau buổi học: {', '.join(session.entries)}"
+    return text
+
+
+def _entries(typed: str | None) -> dict[str, Any]:
+    """``{"entries": (...)}`` when ``--entries`` was given (checked in the knowledge base)."""
+    return {} if typed is None else {"entries": entry_ids(typed, load_knowledge_base())}
 
 
 Title = Annotated[str | None, typer.Option("--title", help="Tiêu đề.")]
@@ -64,6 +73,14 @@ Province = Annotated[str | None, typer.Option("--province", help="Tỉnh (tên h
 CoopType = Annotated[str | None, typer.Option("--coop-type", help="Loại hình HTX (tên hoặc mã).")]
 Capacity = Annotated[int | None, typer.Option("--capacity", help="Số chỗ.", min=1, max=100_000)]
 Description = Annotated[str | None, typer.Option("--description", help="Mô tả.")]
+Entries = Annotated[
+    str | None,
+    typer.Option(
+        "--entries",
+        help="Mã các mục hỏi đáp, cách nhau bằng dấu phẩy: gửi người đăng ký 1 giờ sau buổi học "
+        '(--entries "" bỏ hết).',
+    ),
+]
 DescriptionFile = Annotated[
     Path | None,
     typer.Option("--description-file", help="Mô tả lấy từ tệp (UTF-8).", exists=True),
@@ -155,6 +172,7 @@ def training_add(
     coop_type: CoopType = None,
     description: Description = None,
     description_file: DescriptionFile = None,
+    entries: Entries = None,
     by: Annotated[str | None, typer.Option("--by", help="Người tạo.")] = None,
 ) -> None:
     """Create a training session."""
@@ -164,7 +182,7 @@ def training_add(
                 title, start, end, capacity, place, link, province, coop_type,
                 description, description_file, None,
             )  # fmt: skip
-            draft = SessionDraft.build(**{"description": "", **values})
+            draft = SessionDraft.build(**{"description": "", **values, **_entries(entries)})
             session = store.create(draft, created_by=by or "cli")
         except TrainingError as exc:
             raise fail(str(exc)) from exc
@@ -184,6 +202,7 @@ def training_edit(
     coop_type: CoopType = None,
     description: Description = None,
     description_file: DescriptionFile = None,
+    entries: Entries = None,
 ) -> None:
     """Change a session; registered members are told about time, place and title changes."""
     with _sessions() as store:
@@ -193,7 +212,7 @@ def training_edit(
                 title, start, end, capacity, place, link, province, coop_type,
                 description, description_file, current,
             )  # fmt: skip
-            updated = store.update(session_id, **changes)
+            updated = store.update(session_id, **changes, **_entries(entries))
         except TrainingError as exc:
             raise fail(str(exc)) from exc
         if updated.version == current.version and updated == current:

@@ -22,6 +22,7 @@ from bot.handlers import (
     reminders,
     review,
     roles,
+    share,
     start,
     training,
 )
@@ -44,4 +45,5 @@ HANDLERS: Final[tuple[Handler, ...]] = (
     roles.HANDLER,
     broadcast.HANDLER,
     review.HANDLER,
+    share.HANDLER,
 )

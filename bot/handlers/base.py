@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Final
 from bot.answers import AnswerService
 from bot.clock import utcnow
 from bot.profile import PROFILE_STEPS, ProfileOptions
-from bot.replies import Reply
+from bot.replies import Button, Reply
 from bot.sending import Senders
 from bot.store.broadcasts import BroadcastStore
 from bot.store.handovers import HandoverStore
 from bot.store.members import MemberInfo, MemberStore
 from bot.store.messages import MessageLogStore
+from bot.store.shares import ShareStore
 from bot.store.subscriptions import SubscriptionStore
 from bot.store.training import TrainingStore
 from knowledge.base import KnowledgeBase
@@ -46,6 +47,7 @@ __all__ = [
     "Services",
     "StaffDesk",
     "StaffFn",
+    "entry_page",
     "profile_of",
     "stale",
 ]
@@ -99,7 +101,9 @@ class Services:
 
     ``on_reminders_changed(member_id)`` is awaited after a member's reminder
     choices or profile changed; ``clock`` gives the current time (tests);
-    ``help_lines`` are the ``/help`` lines of the registered handlers, in order.
+    ``help_lines`` are the ``/help`` lines of the registered handlers, in order;
+    ``public_url`` (``PUBLIC_BASE_URL``, no trailing slash) and ``telegram_username``
+    (``TELEGRAM_BOT_USERNAME``) make share links; ``shares`` counts their opens.
     """
 
     answers: AnswerService
@@ -118,6 +122,9 @@ class Services:
     on_reminders_changed: Callable[[int], Awaitable[object]] | None = None
     clock: Callable[[], dt.datetime] = utcnow
     help_lines: tuple[str, ...] = ()
+    shares: ShareStore | None = None
+    public_url: str = "http://127.0.0.1:8080"
+    telegram_username: str | None = None
 
     async def reminders_changed(self, member_id: int) -> None:
         """Let the reminder service plan what the new choice makes due; never fail the reply."""
@@ -205,3 +212,28 @@ def _allowed(
     member: MemberInfo,
 ) -> bool:
     return (roles is None or member.role in roles) and (needs is None or needs(services))
+
+
+def entry_page(
+    kb: KnowledgeBase, rest: str, *, size: int, open_prefix: str, page_prefix: str, back: Button
+) -> tuple[str, tuple[Button, ...]] | None:
+    """One page of a category's entries, for ``rest`` = ``<category key>:<page>``.
+
+    Returns the header line (``<title> (trang 2/3)``) and the buttons: one per entry
+    (``<open_prefix>:<id>``), previous and next (``<page_prefix>:<key>:<page>``), then
+    ``back``; None for a category that is gone or empty.
+    """
+    key, _, page_text = rest.partition(":")
+    entries = kb.in_category(key)
+    if not entries:
+        return None
+    pages = (len(entries) + size - 1) // size
+    page = min(int(page_text) if page_text.isdigit() else 0, pages - 1)
+    shown = entries[page * size : (page + 1) * size]
+    buttons = [Button(e.title, f"{open_prefix}:{e.id}") for e in shown]
+    if page > 0:
+        buttons.append(Button("◀ Trước", f"{page_prefix}:{key}:{page - 1}"))
+    if page < pages - 1:
+        buttons.append(Button("Sau ▶", f"{page_prefix}:{key}:{page + 1}"))
+    buttons.append(back)
+    return f"{kb.category_title(key)} (trang {page + 1}/{pages})", tuple(buttons)

@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Final
 
 from bot.answers import citations, quote_button, render_entry
-from bot.handlers.base import ButtonPrefix, Command, Handler, Services, stale
+from bot.handlers.base import ButtonPrefix, Command, Handler, Services, entry_page, stale
 from bot.handlers.questions import feedback_buttons
 from bot.replies import Button, Reply
 from bot.store.members import MemberInfo
@@ -35,23 +35,18 @@ async def back_to_categories(services: Services, member: MemberInfo, rest: str) 
 
 async def category_page(services: Services, member: MemberInfo, rest: str) -> Reply:
     """Show one page of a category's entries (``cat:<key>:<page>``)."""
-    kb = services.kb
-    key, _, page_text = rest.partition(":")
-    entries = kb.in_category(key)
-    if not entries:
+    paged = entry_page(
+        services.kb,
+        rest,
+        size=FAQ_PAGE_SIZE,
+        open_prefix="faq",
+        page_prefix="cat",
+        back=Button("↩ Chủ đề", "cats:"),
+    )
+    if paged is None:
         return stale()
-    pages = (len(entries) + FAQ_PAGE_SIZE - 1) // FAQ_PAGE_SIZE
-    page = min(max(int(page_text) if page_text.isdigit() else 0, 0), pages - 1)
-    shown = entries[page * FAQ_PAGE_SIZE : (page + 1) * FAQ_PAGE_SIZE]
-    buttons = [Button(e.title, f"faq:{e.id}") for e in shown]
-    if page > 0:
-        buttons.append(Button("◀ Trước", f"cat:{key}:{page - 1}"))
-    if page < pages - 1:
-        buttons.append(Button("Sau ▶", f"cat:{key}:{page + 1}"))
-    buttons.append(Button("↩ Chủ đề", "cats:"))
-    title = kb.category_title(key)
-    text = f"📚 {title} (trang {page + 1}/{pages})\nChọn câu hỏi:"
-    return Reply(text, tuple(buttons), edit=True)
+    header, buttons = paged
+    return Reply(f"📚 {header}\nChọn câu hỏi:", buttons, edit=True)
 
 
 async def open_entry(services: Services, member: MemberInfo, rest: str) -> Reply:

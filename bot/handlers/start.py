@@ -2,6 +2,8 @@
 
 The first greeting also asks, once, whether the member wants deadline
 reminders (``nh:yes`` / ``nh:no``, answered by :mod:`bot.handlers.reminders`).
+A deep link carrying a trainer's code (``faq-<id>-t<code>``) opens the entry the
+same way and counts the open for that trainer (:mod:`bot.store.shares`).
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import logging
 import re
 from typing import Final
 
+from bot.answers.links import parse_deep_link
 from bot.handlers.base import Command, Handler, Services
 from bot.handlers.faq import entry_reply
 from bot.replies import Button, Reply
 from bot.store.members import MemberInfo
+from bot.store.shares import VIAS
 
 __all__ = ["HANDLER", "MENU_BUTTONS", "help_text"]
 
@@ -49,9 +53,13 @@ _DEEP_LINK_FAQ = re.compile(r"^faq-([a-z0-9_-]{1,40})$")
 
 
 async def start(services: Services, member: MemberInfo, args: str) -> list[Reply]:
-    """Greet the member, or open the entry a trainer's ``faq-<id>`` link names."""
+    """Greet the member, or open the entry a trainer's ``faq-<id>[-t<code>]`` link names."""
+    parsed = parse_deep_link(args)
     match = _DEEP_LINK_FAQ.match(args.strip().lower())
-    if match and (entry := services.kb.get(match.group(1))) is not None:
+    entry_id, code = parsed or ((match.group(1), None) if match else (None, None))
+    if entry_id is not None and (entry := services.kb.get(entry_id)) is not None:
+        if code is not None:
+            await _count_open(services, member, entry.id, code)
         # A trainer's link opens the entry directly; the menu follows.
         return [entry_reply(services, entry), Reply("Bạn có thể hỏi tiếp.", MENU_BUTTONS)]
     if args:
@@ -70,6 +78,18 @@ async def start(services: Services, member: MemberInfo, args: str) -> list[Reply
             (*REMINDER_QUESTION_BUTTONS, *MENU_BUTTONS),
         )
     return [greeting]
+
+
+async def _count_open(services: Services, member: MemberInfo, entry_id: str, code: str) -> None:
+    """Count the open for the trainer; a failure costs the count, never the reply."""
+    if services.shares is None or member.channel not in VIAS:
+        return
+    try:
+        await asyncio.to_thread(
+            services.shares.record_open, entry_id, code, member.channel, member.id
+        )
+    except Exception:
+        log.exception("could not count an open of %s (trainer link)", entry_id)
 
 
 async def show_help(services: Services, member: MemberInfo, args: str) -> list[Reply]:

@@ -23,7 +23,14 @@ from bot.replies import Button, Reply, shorten
 from bot.store.members import MemberInfo
 from bot.store.roles import STAFF_ROLES
 from bot.store.training import TrainingStore
-from bot.store.training_sessions import Registration, SessionDraft, SessionInfo, TrainingError
+from bot.store.training_sessions import (
+    Registration,
+    SessionDraft,
+    SessionInfo,
+    TrainingError,
+    entry_ids,
+)
+from knowledge.base import KnowledgeBase
 from scheduler.training import describe, end_moment, format_moment, parse_moment
 
 __all__ = ["FORM_HELP", "HANDLER", "TrainingChat", "parse_form"]
@@ -41,9 +48,12 @@ FORM_HELP: Final = (
     "Tỉnh: Hà Nội\n"
     "Loại hình: HTX nông nghiệp\n"
     "Số chỗ: 50\n"
-    "Mô tả: Hướng dẫn kê khai thuế điện tử, hoá đơn điện tử.\n\n"
+    "Mô tả: Hướng dẫn kê khai thuế điện tử, hoá đơn điện tử.\n"
+    "Hỏi đáp: han_khai_thue_quy, hoa_don_dien_tu\n\n"
     "Bắt buộc: tiêu đề, bắt đầu, kết thúc (ngày giờ, hoặc chỉ giờ nếu cùng ngày), số chỗ, "
-    "và địa điểm hoặc link. Bỏ trống tỉnh, loại hình: dành cho mọi thành viên."
+    "và địa điểm hoặc link. Bỏ trống tỉnh, loại hình: dành cho mọi thành viên. "
+    "Hỏi đáp (không bắt buộc): mã các mục hỏi đáp, cách nhau bằng dấu phẩy; người đăng ký "
+    "nhận danh sách kèm liên kết 1 giờ sau khi buổi học kết thúc."
 )
 _KEYS: Final = {
     "tieu de": "title",
@@ -58,12 +68,17 @@ _KEYS: Final = {
     "loai hinh": "coop_type",
     "so cho": "capacity",
     "mo ta": "description",
+    "hoi dap": "entries",
+    "muc hoi dap": "entries",
 }
 _LINE: Final = re.compile(r"^\s*([^:]{1,20}):\s*(.*)$")
 
 
-def parse_form(text: str, options: ProfileOptions) -> SessionDraft:
-    """Reads the ``Key: value`` lines of ``/taphuan_tao``; raises ``TrainingError``."""
+def parse_form(text: str, options: ProfileOptions, kb: KnowledgeBase) -> SessionDraft:
+    """Reads the ``Key: value`` lines of ``/taphuan_tao``; raises ``TrainingError``.
+
+    The entries (``Hỏi đáp: id1, id2``) must be in ``kb``.
+    """
     values: dict[str, str] = {}
     current: str | None = None
     for line in text.splitlines():
@@ -101,6 +116,7 @@ def parse_form(text: str, options: ProfileOptions) -> SessionDraft:
         place=values.get("place") or None,
         online_url=values.get("online_url") or None,
         capacity=int(values["capacity"]),
+        entries=entry_ids(values.get("entries", ""), kb),
         **codes,
     )
 
@@ -108,10 +124,11 @@ def parse_form(text: str, options: ProfileOptions) -> SessionDraft:
 class TrainingChat:
     """What members and staff see of training sessions in chat."""
 
-    def __init__(self, store: TrainingStore, options: ProfileOptions) -> None:
-        """Reads and changes sessions through ``store``."""
+    def __init__(self, store: TrainingStore, options: ProfileOptions, kb: KnowledgeBase) -> None:
+        """Reads and changes sessions through ``store``; entries attached are checked in ``kb``."""
         self.store = store
         self.options = options
+        self.kb = kb
 
     def _describe(self, session: SessionInfo) -> str:
         return describe(session, lambda code: self.options.label("province", code))
@@ -214,14 +231,18 @@ class TrainingChat:
         if not form.strip():
             return Reply(FORM_HELP)
         try:
-            draft = parse_form(form, self.options)
+            draft = parse_form(form, self.options, self.kb)
             session = await asyncio.to_thread(
                 self.store.create, draft, f"{member.channel}:{member.external_id}"
             )
         except TrainingError as exc:
             return Reply(f"{exc}\nGõ /taphuan_tao để xem mẫu.")
+        attached = ""
+        if session.entries:
+            titles = "\n".join(f"• {e.title}" for i in session.entries if (e := self.kb.get(i)))
+            attached = f"\n\n📚 Gửi người đăng ký 1 giờ sau buổi học:\n{titles}"
         return Reply(
-            f"✅ Đã tạo buổi tập huấn #{session.id}:\n\n{self._describe(session)}\n\n"
+            f"✅ Đã tạo buổi tập huấn #{session.id}:\n\n{self._describe(session)}{attached}\n\n"
             "Thành viên xem và đăng ký bằng /taphuan.",
             (Button("❌ Huỷ buổi này", f"th:x:{session.id}"),),
         )
@@ -254,7 +275,7 @@ async def session_button(services: Services, member: MemberInfo, rest: str) -> R
 
 def _training(services: Services) -> TrainingChat:
     assert services.training is not None  # checked by the router (``needs``)
-    return TrainingChat(services.training, services.options)
+    return TrainingChat(services.training, services.options, services.kb)
 
 
 def _switched_on(services: Services) -> bool:

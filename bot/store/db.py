@@ -1,14 +1,10 @@
-"""Database engine and typed models (SQLAlchemy 2): SQLite by default, PostgreSQL by URL."""
+"""Typed models (SQLAlchemy 2), with the engine and migrations of ``bot.store.engine``."""
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any, ClassVar
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
     Boolean,
     Column,
@@ -23,14 +19,12 @@ from sqlalchemy import (
     Text,
     Unicode,
     UniqueConstraint,
-    create_engine,
-    event,
     false,
 )
-from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bot.clock import utcnow
+from bot.store.engine import create_db_engine, current_revision, downgrade_db, upgrade_db
 
 __all__ = [
     "Base",
@@ -43,6 +37,7 @@ __all__ = [
     "OutboxMessage",
     "ReviewQuestion",
     "SchedulerState",
+    "ShareOpen",
     "TrainingRegistration",
     "TrainingSession",
     "WebPush",
@@ -51,8 +46,6 @@ __all__ = [
     "downgrade_db",
     "upgrade_db",
 ]
-
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 class Base(DeclarativeBase):
@@ -96,7 +89,10 @@ class Member(Base):
     """One person on one channel: where to reach them, their profile, role and consents."""
 
     __tablename__ = "members"
-    __table_args__ = (UniqueConstraint("channel", "external_id", name="uq_members_channel_user"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", name="uq_members_channel_user"),
+        UniqueConstraint("trainer_code", name="uq_members_trainer_code"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel: Mapped[str] = mapped_column(String(20))
@@ -118,6 +114,8 @@ class Member(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # A trainer's (staff's, admin's) code in their share links, made on first use (``shares``).
+    trainer_code: Mapped[str | None] = mapped_column(String(12))
 
 
 class MessageLog(Base):
@@ -224,6 +222,8 @@ class TrainingSession(Base):
     province: Mapped[str | None] = mapped_column(String(40))
     coop_type: Mapped[str | None] = mapped_column(String(40))
     capacity: Mapped[int] = mapped_column(Integer)
+    # Knowledge entries for the learners, comma-separated ids: sent an hour after the end.
+    entries: Mapped[str] = mapped_column(Text, default="", server_default="")
     status: Mapped[str] = mapped_column(String(20), default="scheduled")
     # Bumped on every change members are told about; keys the change messages.
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -247,6 +247,31 @@ class TrainingRegistration(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class ShareOpen(Base):
+    """One open of a trainer's share link to an entry (``bot.store.shares``).
+
+    ``via``: ``web``, ``telegram`` or ``zalo``; ``member_id``: who opened it, when
+    through chat (None on the web, and once the member deleted their data). Their
+    questions until ``follow_up_until`` count as the link's follow-up questions.
+    """
+
+    __tablename__ = "share_opens"
+    __table_args__ = (
+        Index("ix_share_opens_trainer", "trainer_code", "opened_at"),
+        Index("ix_share_opens_member", "member_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry_id: Mapped[str] = mapped_column(String(40))
+    trainer_code: Mapped[str] = mapped_column(String(12))
+    via: Mapped[str] = mapped_column(String(10))
+    member_id: Mapped[int | None] = mapped_column(
+        ForeignKey("members.id", ondelete="SET NULL", name="fk_share_opens_member")
+    )
+    opened_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    follow_up_until: Mapped[dt.datetime] = mapped_column()
+
+
 class OutboxMessage(Base):
     """One message to one member, waiting for (or past) its delivery.
 
@@ -255,7 +280,8 @@ class OutboxMessage(Base):
     the offset (``7d``, ``2d``, ``0d``); for a session reminder (``session``)
     the session id, its start and ``1d``/``1h``; for a session change
     (``session_change``) the session id, its version and ``changed`` or
-    ``cancelled``. A message past ``expires_at`` is dropped, not sent.
+    ``cancelled``; for the entries after a session (``session_after``) the session
+    id, ``entries`` and ``1h``. A message past ``expires_at`` is dropped, not sent.
     """
 
     __tablename__ = "outbox"
@@ -345,51 +371,3 @@ APSCHEDULER_JOBS = Table(
     Column("next_run_time", Float(25), index=True),
     Column("job_state", LargeBinary, nullable=False),
 )
-
-
-def create_db_engine(url: str) -> Engine:
-    """Creates the engine; for SQLite makes the parent folder and turns on WAL."""
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    # A ping before each use guards against server-side disconnects; SQLite needs none.
-    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
-    if engine.dialect.name == "sqlite":
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            # With WAL, NORMAL loses nothing on an application crash and spares
-            # an fsync per commit.
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=5000")
-            # SQLite enforces ON DELETE CASCADE only when asked to.
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-    return engine
-
-
-def _alembic_config(connection: Connection) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.attributes["connection"] = connection
-    return config
-
-
-def upgrade_db(engine: Engine, revision: str = "head") -> None:
-    """Applies the Alembic migrations up to ``revision`` (run at start-up and by ``db upgrade``)."""
-    with engine.begin() as connection:
-        command.upgrade(_alembic_config(connection), revision)
-
-
-def downgrade_db(engine: Engine, revision: str = "base") -> None:
-    """Reverts the migrations down to ``revision`` (``base`` drops every table)."""
-    with engine.begin() as connection:
-        command.downgrade(_alembic_config(connection), revision)
-
-
-def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at, or None before the first migration."""
-    with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()

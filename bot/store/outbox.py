@@ -37,13 +37,14 @@ from bot.clock import aware, utcnow
 from bot.store.db import Member, OutboxMessage
 from bot.store.members import reached_through
 
-__all__ = ["DEADLINE", "SESSION", "SESSION_CHANGE", "Outbox", "OutboxItem"]
+__all__ = ["DEADLINE", "SESSION", "SESSION_AFTER", "SESSION_CHANGE", "Outbox", "OutboxItem"]
 
 log = logging.getLogger(__name__)
 
 DEADLINE: Final = "deadline"
 SESSION: Final = "session"
 SESSION_CHANGE: Final = "session_change"
+SESSION_AFTER: Final = "session_after"  # a session's entries, an hour after it ends
 _KEY_COLUMNS: Final = ("member_id", "kind", "ref", "occurrence", "slot")
 _INSERT_COLUMNS: Final = (
     *_KEY_COLUMNS,

@@ -9,7 +9,9 @@ seats in one session nor sessions whose times overlap.
 Each seat gets reminders 1 day and 1 hour before the start (outbox kind
 ``session``, keyed by the start time, so a moved session gets new ones and the
 old ones are dropped); a change or cancellation sends every registered member
-one message (kind ``session_change``, keyed by the session's version).
+one message (kind ``session_change``, keyed by the session's version). The
+entries attached to a session go to its members an hour after it ends (kind
+``session_after``, planned by ``scheduler.reminders``); changing them tells nobody.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from bot.clock import aware, utcnow
 from bot.store.db import Member, TrainingRegistration, TrainingSession
-from bot.store.outbox import SESSION, SESSION_CHANGE, Outbox
+from bot.store.outbox import SESSION, SESSION_AFTER, SESSION_CHANGE, Outbox
 from bot.store.training_sessions import (
     Attendee,
     Registration,
@@ -51,7 +53,7 @@ __all__ = ["REMINDER_SLOTS", "TrainingStore"]
 REMINDER_SLOTS: Final = (("1d", dt.timedelta(days=1)), ("1h", dt.timedelta(hours=1)))
 _CHANGE_FIELDS: Final = frozenset(
     {"title", "description", "starts_at", "ends_at", "place", "online_url", "province",
-     "coop_type", "capacity"}
+     "coop_type", "capacity", "entries"}
 )  # fmt: skip
 _NOTIFY_FIELDS: Final = frozenset({"title", "starts_at", "ends_at", "place", "online_url"})
 
@@ -322,7 +324,7 @@ class TrainingStore:
             )
         if not result.rowcount:
             return False
-        for kind in (SESSION, SESSION_CHANGE):
+        for kind in (SESSION, SESSION_CHANGE, SESSION_AFTER):
             self.outbox.drop_pending(
                 "the member gave the seat back", kind=kind, ref=str(session_id), member_id=member_id
             )
@@ -378,8 +380,11 @@ class TrainingStore:
 
 
 def _stored(values: dict[str, Any]) -> dict[str, Any]:
-    """Moments in UTC: SQLite keeps the wall-clock time it is given."""
-    return {k: aware(v) if isinstance(v, dt.datetime) else v for k, v in values.items()}
+    """Moments in UTC (SQLite keeps the wall-clock time it is given); entries comma-separated."""
+    return {
+        k: aware(v) if isinstance(v, dt.datetime) else ",".join(v) if isinstance(v, tuple) else v
+        for k, v in values.items()
+    }
 
 
 def _comparable(value: Any) -> Any:

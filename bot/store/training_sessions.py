@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -25,9 +25,21 @@ from pydantic import (
 
 from bot.clock import aware
 from bot.store.db import TrainingSession
+from knowledge.base import KnowledgeBase
 from nlu.textnorm import strip_invisible
 
-__all__ = ["Attendee", "Registration", "SessionDraft", "SessionInfo", "TrainingError"]
+__all__ = [
+    "MAX_ENTRIES",
+    "Attendee",
+    "Registration",
+    "SessionDraft",
+    "SessionInfo",
+    "TrainingError",
+    "entry_ids",
+]
+
+MAX_ENTRIES: Final = 10  # knowledge entries sent to a session's members after it
+_ENTRY_ID: Final = re.compile(r"^[a-z0-9_-]{1,40}$")
 
 
 class TrainingError(ValueError):
@@ -48,6 +60,15 @@ class SessionDraft(BaseModel):
     province: str | None = Field(default=None, max_length=40)
     coop_type: str | None = Field(default=None, max_length=40)
     capacity: int = Field(ge=1, le=100_000)
+    entries: tuple[str, ...] = Field(default=(), max_length=MAX_ENTRIES)
+
+    @field_validator("entries")
+    @classmethod
+    def _entry_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [entry for entry in value if not _ENTRY_ID.match(entry)]
+        if bad:
+            raise ValueError(f"mã mục hỏi đáp không hợp lệ: {', '.join(map(repr, bad))}")
+        return tuple(dict.fromkeys(value))
 
     @field_validator("title", "description", "place", mode="before")
     @classmethod
@@ -84,6 +105,7 @@ _FIELD_NAMES: Final = {
     "capacity": "số chỗ",
     "province": "tỉnh",
     "coop_type": "loại hình",
+    "entries": "mục hỏi đáp",
 }
 
 
@@ -97,8 +119,8 @@ def _explain(exc: ValidationError) -> str:
             message = "còn thiếu"
         elif error["type"] == "string_too_short":
             message = "quá ngắn"
-        elif error["type"] == "string_too_long":
-            message = "quá dài"
+        elif error["type"] in ("string_too_long", "too_long"):
+            message = "quá dài" if error["type"] == "string_too_long" else "nhiều quá"
         elif error["type"] in ("greater_than_equal", "less_than_equal", "int_parsing"):
             message = "phải là số từ 1 đến 100000"
         parts.append(f"{name}: {message}" if name else message)
@@ -122,6 +144,7 @@ class SessionInfo:
     status: str
     version: int
     registered: int
+    entries: tuple[str, ...] = ()  # knowledge entry ids, sent to the members after the session
 
     @classmethod
     def of(cls, session: TrainingSession, registered: int | None) -> SessionInfo:
@@ -140,6 +163,7 @@ class SessionInfo:
             status=session.status,
             version=session.version,
             registered=int(registered or 0),
+            entries=tuple(filter(None, (session.entries or "").split(","))),
         )
 
     @property
@@ -181,3 +205,21 @@ class Attendee:
     province: str | None
     coop_type: str | None
     registered_at: dt.datetime
+
+
+def entry_ids(text: str | Iterable[str], kb: KnowledgeBase) -> tuple[str, ...]:
+    """Entry ids typed as ``id1, id2`` (or given one by one), checked against ``kb``.
+
+    Raises ``TrainingError`` naming the ids that are not in the knowledge base.
+    """
+    typed = re.split(r"[\s,;]+", text) if isinstance(text, str) else list(text)
+    ids = tuple(dict.fromkeys(word.strip().lower() for word in typed if word.strip()))
+    unknown = [entry for entry in ids if kb.get(entry) is None]
+    if unknown:
+        raise TrainingError(
+            f"Không có mục hỏi đáp mang mã: {', '.join(unknown)}. Mã mục xem bằng /chiase "
+            "hoặc trên trang /faq (phần cuối địa chỉ trang)."
+        )
+    if len(ids) > MAX_ENTRIES:
+        raise TrainingError(f"Gắn tối đa {MAX_ENTRIES} mục hỏi đáp cho một buổi.")
+    return ids

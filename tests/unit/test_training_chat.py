@@ -241,6 +241,22 @@ def test_a_bad_form_is_explained_and_creates_nothing(core, store, sqlite_engine,
     assert store.all() == []
 
 
+def test_the_form_attaches_entries_and_refuses_unknown_ones(core, store, sqlite_engine):
+    say(core, "/start", user="9")
+    set_role(sqlite_engine, "9", "staff")
+    form = f"{FORM}\nHỏi đáp: han_khai_thue_quy, HOA_DON_DIEN_TU han_khai_thue_quy"
+    (created,) = say(core, form, user="9")
+    (info,) = store.upcoming()
+    assert info.entries == ("han_khai_thue_quy", "hoa_don_dien_tu")
+    assert info.description == "Hướng dẫn kê khai thuế điện tử,\nhoá đơn điện tử."
+    assert "📚 Gửi người đăng ký 1 giờ sau buổi học:" in created.text
+    assert f"• {KB.get('hoa_don_dien_tu').title}" in created.text
+
+    (refused,) = say(core, f"{FORM}\nHỏi đáp: han_khai_thue_quy, khong_co_muc", user="9")
+    assert "Không có mục hỏi đáp mang mã: khong_co_muc." in refused.text
+    assert len(store.all()) == 1
+
+
 def test_staff_cancel_tells_registered_members_and_members_cannot(core, store, sqlite_engine):
     target = session(store)
     for user in ("1", "2"):

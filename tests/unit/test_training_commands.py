@@ -149,6 +149,29 @@ def test_bad_input_is_refused_in_vietnamese_without_a_traceback(tmp_path, engine
     assert sessions(engine) == []
 
 
+def test_entries_are_attached_on_add_and_edit_and_unknown_ones_refused(tmp_path, engine):
+    created = add(tmp_path, "--entries", "han_khai_thue_quy,hoa_don_dien_tu")
+    assert created.returncode == 0, created.stderr
+    assert "han_khai_thue_quy, hoa_don_dien_tu" in created.stdout
+    assert sessions(engine)[0].entries == "han_khai_thue_quy,hoa_don_dien_tu"
+
+    refused = run(tmp_path, "training", "edit", "1", "--entries", "von_gop_toi_da,khong_co")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "Không có mục hỏi đáp mang mã: khong_co." in refused.stderr
+    assert sessions(engine)[0].entries == "han_khai_thue_quy,hoa_don_dien_tu"
+
+    edited = run(tmp_path, "training", "edit", "1", "--entries", "von_gop_toi_da")
+    assert edited.returncode == 0, edited.stderr
+    (row,) = sessions(engine)
+    assert row.entries == "von_gop_toi_da" and row.version == 1  # members are not told
+    with engine.connect() as connection:
+        assert connection.execute(select(OutboxMessage)).all() == []
+    cleared = run(tmp_path, "training", "edit", "1", "--entries", "")
+    assert cleared.returncode == 0 and sessions(engine)[0].entries == ""
+    bad = add(tmp_path, "--entries", "khong_co")
+    assert bad.returncode == 1 and "khong_co" in bad.stderr and len(sessions(engine)) == 1
+
+
 @pytest.mark.parametrize("command", ["edit", "cancel", "attendees"])
 def test_unknown_session(tmp_path, engine, command):
     extra = ["--yes"] if command == "cancel" else []
