@@ -44,6 +44,7 @@ from bot.nlu_model.swap import ModelKeeper, serving_model
 from bot.profile import load_profile_options
 from bot.sending import Senders
 from bot.settings import Settings
+from bot.store.admin_sessions import AdminSessionStore
 from bot.store.broadcasts import BroadcastStore
 from bot.store.db import create_db_engine, upgrade_db
 from bot.store.handovers import HandoverStore
@@ -207,6 +208,7 @@ def build_conversation(
         shares=ShareStore(engine, answers.kb.entries),
         public_url=settings.public_url,
         telegram_username=settings.telegram_bot_username,
+        admin_sessions=AdminSessionStore(engine),
     )
     return conversation, reminders
 

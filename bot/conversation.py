@@ -41,6 +41,7 @@ from bot.handlers.review import ReviewChat
 from bot.profile import ProfileOptions
 from bot.replies import Reply
 from bot.sending import Senders
+from bot.store.admin_sessions import AdminSessionStore
 from bot.store.broadcasts import BroadcastStore
 from bot.store.handovers import HandoverStore
 from bot.store.members import MemberInfo, MemberStore
@@ -158,6 +159,7 @@ class Conversation:
         shares: ShareStore | None = None,
         public_url: str = "http://127.0.0.1:8080",
         telegram_username: str | None = None,
+        admin_sessions: AdminSessionStore | None = None,
         handlers: Sequence[Handler] = HANDLERS,
     ) -> None:
         """Wires the core to its services and serves ``handlers``.
@@ -188,6 +190,7 @@ class Conversation:
             shares=shares,
             public_url=public_url,
             telegram_username=telegram_username,
+            admin_sessions=admin_sessions,
         )
 
     async def handle(self, incoming: Incoming) -> list[Reply]:

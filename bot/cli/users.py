@@ -1,4 +1,4 @@
-"""``coopbot users grant|revoke|list``: roles from the command line (the server's own console)."""
+"""``coopbot users grant|revoke|list|logout-all``: roles and admin sessions from the console."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from bot.cli.context import cli_engine
+from bot.store.admin_sessions import AdminSessionStore
 from bot.store.members import ROLES, LastAdminError, MemberStore
 from bot.store.roles import ROLE_LABELS, parse_person, parse_role
 
@@ -66,3 +67,14 @@ def users_list() -> None:
     for m in people:
         name = m.display_name or "(chưa nhắn tin với bot)"
         typer.echo(f"{m.role:<8} {m.channel}:{m.external_id}  {name}")
+
+
+@users_app.command("logout-all")
+def users_logout_all() -> None:
+    """End every admin page session and cancel every unused /quantri link."""
+    with cli_engine() as engine:
+        sessions, tokens = AdminSessionStore(engine).logout_all()
+    typer.echo(
+        f"Đã đăng xuất {sessions} phiên trang quản trị và huỷ {tokens} liên kết đăng nhập "
+        "chưa dùng. Muốn vào lại: gõ /quantri trong khung chat."
+    )

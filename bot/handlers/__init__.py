@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 from bot.handlers import (
+    admin,
     broadcast,
     deadlines,
     faq,
@@ -46,4 +47,5 @@ HANDLERS: Final[tuple[Handler, ...]] = (
     broadcast.HANDLER,
     review.HANDLER,
     share.HANDLER,
+    admin.HANDLER,
 )

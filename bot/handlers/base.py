@@ -22,6 +22,7 @@ from bot.clock import utcnow
 from bot.profile import PROFILE_STEPS, ProfileOptions
 from bot.replies import Button, Reply
 from bot.sending import Senders
+from bot.store.admin_sessions import AdminSessionStore
 from bot.store.broadcasts import BroadcastStore
 from bot.store.handovers import HandoverStore
 from bot.store.members import MemberInfo, MemberStore
@@ -125,6 +126,7 @@ class Services:
     shares: ShareStore | None = None
     public_url: str = "http://127.0.0.1:8080"
     telegram_username: str | None = None
+    admin_sessions: AdminSessionStore | None = None
 
     async def reminders_changed(self, member_id: int) -> None:
         """Let the reminder service plan what the new choice makes due; never fail the reply."""

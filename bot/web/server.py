@@ -2,8 +2,9 @@
 
 ``create_web_app`` serves ``/healthz``, ``/metrics``, each running chat-app
 channel's webhook (``/telegram``, ``/zalo``), the public FAQ and law pages
-(``/faq``, ``/luat``: :mod:`bot.web.faq`) and, unless disabled, the web chat
-(its page, its API and ``/static``), every response with the security headers.
+(``/faq``, ``/luat``: :mod:`bot.web.faq`), the admin pages behind a login
+(``/admin``: :mod:`bot.web.admin`) and, unless disabled, the web chat (its page,
+its API and ``/static``), every response with the security headers.
 ``serve()`` is what ``coopbot run`` runs: it builds everything
 (``bot.app.running_app``), serves the web app until SIGINT/SIGTERM (or ``stop``),
 then stops accepting work and lets replies in flight finish.
@@ -40,6 +41,8 @@ from bot.channels.webchat.chat import WebChatError
 from bot.channels.webhooks import read_body
 from bot.metrics import CONTENT_TYPE
 from bot.settings import Settings
+from bot.store.admin_sessions import AdminSessionStore
+from bot.web.admin import AdminAuth, NoStore, admin_routes
 from bot.web.faq import faq_routes
 
 __all__ = ["SecurityHeaders", "create_web_app", "foreign_post", "serve", "web_hosts"]
@@ -61,7 +64,7 @@ _WEBHOOKS: Final = {"/telegram": "Telegram", "/zalo": "Zalo"}
 
 
 def create_web_app(runtime: Runtime) -> Starlette:
-    """The ASGI app: health, metrics, webhooks, FAQ and law pages, the web chat (unless off)."""
+    """The ASGI app: health, metrics, webhooks, FAQ, law and admin pages, the web chat."""
 
     async def healthz(request: Request) -> Response:
         database = await asyncio.to_thread(_database_ok, runtime.engine)
@@ -133,6 +136,7 @@ def create_web_app(runtime: Runtime) -> Starlette:
         on_open=runtime.on_faq_open,
         floodgate=runtime.webchat.floodgate,
     )
+    routes += admin_routes()
     if runtime.settings.web_chat_enabled:
         routes += [
             Route("/", index, methods=["GET"]),
@@ -140,7 +144,12 @@ def create_web_app(runtime: Runtime) -> Starlette:
             Route("/chat/api/inbox", chat_inbox, methods=["GET"]),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ]
-    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders), Middleware(NoStore)])
+    app.state.admin_auth = AdminAuth(
+        AdminSessionStore(runtime.engine, runtime.conversation.services.clock),
+        runtime.settings.public_url,
+    )
+    return app
 
 
 def _not_configured(path: str, title: str) -> Route:
