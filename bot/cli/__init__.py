@@ -1,6 +1,6 @@
 """The ``coopbot`` command line: one typer app assembled from one module per command group.
 
-The commands ``ask``, ``chat``, ``run`` and ``deadlines`` and the groups ``nlu``, ``db``,
+The commands ``ask``, ``chat``, ``run``, ``deadlines`` and ``stats`` and the groups ``nlu``, ``db``,
 ``training``, ``reminders``, ``users``, ``broadcast``, ``review``, ``law`` and ``faq`` each live in
 the module of that name; they build what they need through bot/cli/context.py.
 """
@@ -20,6 +20,7 @@ from bot.cli.nlu import nlu_app
 from bot.cli.reminders import reminders_app
 from bot.cli.review import review_app
 from bot.cli.run import run
+from bot.cli.stats import stats
 from bot.cli.training import training_app
 from bot.cli.users import users_app
 
@@ -27,7 +28,7 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Trợ lý HTX")
 # `coopbot --help` lists the commands, then the groups, in the order they are added here.
-for command in (ask, chat, run, deadlines):
+for command in (ask, chat, run, deadlines, stats):
     app.command()(command)
 for name, group in (
     ("nlu", nlu_app),

@@ -111,7 +111,7 @@ class Member(Base):
     consent_broadcasts: Mapped[bool] = mapped_column(Boolean, default=True)
     reminders_asked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # A trainer's (staff's, admin's) code in their share links, made on first use (``shares``).
@@ -135,7 +135,7 @@ class MessageLog(Base):
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     feedback: Mapped[str | None] = mapped_column(String(10))
     feedback_at: Mapped[dt.datetime | None] = mapped_column()
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
 
 
 class ReminderSubscription(Base):
@@ -203,7 +203,7 @@ class Handover(Base):
     status: Mapped[str] = mapped_column(String(20), default="open")
     staff_chat_id: Mapped[str | None] = mapped_column(String(64))
     staff_message_id: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     answered_at: Mapped[dt.datetime | None] = mapped_column()
 
 
@@ -288,6 +288,7 @@ class OutboxMessage(Base):
     __table_args__ = (
         UniqueConstraint("member_id", "kind", "ref", "occurrence", "slot", name="uq_outbox_key"),
         Index("ix_outbox_status_send_at", "status", "send_at", "id"),
+        Index("ix_outbox_kind_ref", "kind", "ref", "status"),  # per broadcast / rule / session
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -384,14 +384,14 @@ def test_a_trainer_sees_only_their_own_stats(core, sqlite_engine, clock):
 
 
 def test_the_migration_goes_down_and_up(db_engine):
-    assert current_revision(db_engine) == "0008"
+    head = current_revision(db_engine)  # the newest migration (test_persistence checks which)
     downgrade_db(db_engine, "0007")
     inspector = inspect(db_engine)
     assert "share_opens" not in inspector.get_table_names()
     assert "trainer_code" not in {c["name"] for c in inspector.get_columns("members")}
     assert "entries" not in {c["name"] for c in inspector.get_columns("training_sessions")}
     upgrade_db(db_engine)
-    assert current_revision(db_engine) == "0008"
+    assert current_revision(db_engine) == head
     members = MemberStore(db_engine)
     trainer_id = members.set_role("telegram", "1", "trainer").id
     shares = ShareStore(db_engine, KB.entries)

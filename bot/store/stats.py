@@ -1,0 +1,362 @@
+"""Usage aggregates for the dashboard and ``coopbot stats``: one grouped SQL statement each.
+
+Every function takes the engine, a window ``[since, until)`` (aware moments; the
+database keeps UTC) and optionally a province code (the members' ``province``),
+runs one statement that groups in the database, and returns small frozen
+dataclasses. Days and weeks are Vietnam's (UTC+7): ``local_day`` and
+``local_week`` compile to one expression per dialect.
+
+Questions are the logged messages of every kind but ``browse`` (an entry opened
+from the menu); 👍/👎 are counted on every logged message, browsed entries included.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Final
+
+from sqlalchemy import Date, Select, String, case, cast, func, literal, select, union_all
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+
+from bot.clock import VIETNAM, aware
+from bot.store.db import Broadcast, Handover, Member, MessageLog, OutboxMessage
+
+__all__ = [
+    "BROWSE",
+    "HANDOVER",
+    "OUTCOMES",
+    "BroadcastDelivery",
+    "ChannelDay",
+    "Count",
+    "DeliveryCount",
+    "Outcomes",
+    "WeekCount",
+    "active_members",
+    "broadcast_deliveries",
+    "days_window",
+    "local_day",
+    "local_week",
+    "members_by",
+    "new_members_per_week",
+    "outcomes",
+    "questions_per_day",
+    "reminder_deliveries",
+    "top_entries",
+]
+
+BROWSE: Final = "browse"  # an entry opened from the menu: not a question
+HANDOVER: Final = "handover"  # a question handed to staff (the handovers table)
+# The outcomes in display order: the answer kinds (``bot.answers.AnswerKind``), then hand-overs.
+OUTCOMES: Final = (
+    "entry",
+    "suggested",
+    "clause",
+    "out_of_scope",
+    "fallback",
+    "chitchat",
+    HANDOVER,
+)
+MEMBER_FIELDS: Final = ("province", "coop_type", "channel")
+_REMINDER_KINDS: Final = ("deadline", "session", "session_change", "session_after")
+
+
+class local_day(FunctionElement[dt.date]):
+    """The Vietnam calendar day of a UTC timestamp column."""
+
+    type = Date()
+    inherit_cache = True
+    name = "local_day"
+
+
+class local_week(FunctionElement[dt.date]):
+    """The Monday (Vietnam's calendar) of the ISO week of a UTC timestamp column."""
+
+    type = Date()
+    inherit_cache = True
+    name = "local_week"
+
+
+@compiles(local_day, "postgresql")
+def _day_postgresql(element: local_day, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return f"CAST(timezone('{VIETNAM.key}', {column}) AS DATE)"
+
+
+@compiles(local_day)
+def _day_sqlite(element: local_day, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite keeps naive UTC text; Vietnam has had no daylight saving time since 1975.
+    return f"date({compiler.process(element.clauses, **kw)}, '+7 hours')"
+
+
+@compiles(local_week, "postgresql")
+def _week_postgresql(element: local_week, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return f"CAST(date_trunc('week', timezone('{VIETNAM.key}', {column})) AS DATE)"
+
+
+@compiles(local_week)
+def _week_sqlite(element: local_week, compiler: SQLCompiler, **kw: Any) -> str:
+    # 'weekday 0': forward to the Sunday (the day itself if a Sunday); six days back: Monday.
+    column = compiler.process(element.clauses, **kw)
+    return f"date({column}, '+7 hours', 'weekday 0', '-6 days')"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelDay:
+    """Questions asked on one Vietnam day through one channel."""
+
+    day: dt.date
+    channel: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcomes:
+    """How the window's questions were answered, with hand-overs and feedback.
+
+    ``counts``: questions per answer kind (``OUTCOMES``; hand-overs under ``HANDOVER``).
+    """
+
+    counts: dict[str, int]
+    thumbs_up: int
+    thumbs_down: int
+
+    @property
+    def questions(self) -> int:
+        """Questions asked (hand-overs are not questions of their own)."""
+        return sum(n for kind, n in self.counts.items() if kind != HANDOVER)
+
+    def share(self, kind: str) -> float:
+        """The share of the questions with outcome ``kind`` (0 when none were asked)."""
+        total = self.questions
+        return self.counts.get(kind, 0) / total if total else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """A count under a key (an entry id, a province code...; None: not given)."""
+
+    key: str | None
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class WeekCount:
+    """A count for the ISO week starting on ``week_start`` (a Monday, Vietnam's calendar)."""
+
+    week_start: dt.date
+    count: int
+
+    @property
+    def iso_week(self) -> tuple[int, int]:
+        """(ISO year, ISO week number)."""
+        year, week, _ = self.week_start.isocalendar()
+        return year, week
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastDelivery:
+    """One broadcast and its recipients' delivery states."""
+
+    id: int
+    segment: str  # JSON, as stored
+    recipients: int
+    status: str
+    created_at: dt.datetime
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryCount:
+    """Reminders of one kind and rule (``ref``) in one delivery state."""
+
+    kind: str
+    ref: str
+    status: str
+    count: int
+
+
+def days_window(days: int, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The last ``days`` Vietnam calendar days up to ``now``: [their first midnight, now)."""
+    if days < 1:
+        raise ValueError(f"days must be at least 1, got {days}")
+    today = aware(now).astimezone(VIETNAM).date()
+    first = dt.datetime.combine(today - dt.timedelta(days=days - 1), dt.time(), VIETNAM)
+    return first.astimezone(dt.UTC), aware(now)
+
+
+def questions_per_day(
+    engine: Engine, since: dt.datetime, until: dt.datetime, province: str | None = None
+) -> tuple[ChannelDay, ...]:
+    """Questions per Vietnam day and channel, by day then channel (days without any: absent)."""
+    day = local_day(MessageLog.created_at).label("day")
+    query = _questions(
+        select(day, MessageLog.channel, func.count()), since, until, province
+    ).group_by(day, MessageLog.channel)
+    rows = _all(engine, query.order_by(day, MessageLog.channel))
+    return tuple(ChannelDay(_date(d), channel, n) for d, channel, n in rows)
+
+
+def outcomes(
+    engine: Engine, since: dt.datetime, until: dt.datetime, province: str | None = None
+) -> Outcomes:
+    """Questions per answer kind, hand-overs opened, and 👍/👎, in the window."""
+    up = func.coalesce(func.sum(case((MessageLog.feedback == "up", 1), else_=0)), 0)
+    down = func.coalesce(func.sum(case((MessageLog.feedback == "down", 1), else_=0)), 0)
+    kinds = _window(
+        select(MessageLog.kind, func.count(), up, down), MessageLog, since, until, province
+    ).group_by(MessageLog.kind)
+    handovers = _window(
+        select(cast(literal(HANDOVER), String(20)), func.count(), literal(0), literal(0)),
+        Handover,
+        since,
+        until,
+        province,
+    )
+    counts = dict.fromkeys(OUTCOMES, 0)
+    thumbs_up = thumbs_down = 0
+    for kind, n, kind_up, kind_down in _all(engine, union_all(kinds, handovers)):
+        thumbs_up += int(kind_up)
+        thumbs_down += int(kind_down)
+        if kind != BROWSE:
+            counts[kind] = counts.get(kind, 0) + int(n)
+    return Outcomes(counts, thumbs_up, thumbs_down)
+
+
+def active_members(
+    engine: Engine, since: dt.datetime, until: dt.datetime, province: str | None = None
+) -> int:
+    """How many members asked at least one question in the window."""
+    query = _questions(
+        select(func.count(func.distinct(MessageLog.member_id))), since, until, province
+    )
+    with engine.connect() as connection:
+        return int(connection.scalar(query) or 0)
+
+
+def top_entries(
+    engine: Engine,
+    since: dt.datetime,
+    until: dt.datetime,
+    province: str | None = None,
+    limit: int = 10,
+) -> tuple[Count, ...]:
+    """The entries most questions were answered with, most first (ties by entry id)."""
+    n = func.count().label("n")
+    query = _questions(select(MessageLog.entry_id, n), since, until, province)
+    query = query.where(MessageLog.entry_id.is_not(None)).group_by(MessageLog.entry_id)
+    rows = _all(engine, query.order_by(n.desc(), MessageLog.entry_id).limit(limit))
+    return tuple(Count(entry, count) for entry, count in rows)
+
+
+def members_by(engine: Engine, field: str, province: str | None = None) -> tuple[Count, ...]:
+    """Active members per ``province``, ``coop_type`` or ``channel``, most first."""
+    if field not in MEMBER_FIELDS:
+        raise ValueError(f"field must be one of {MEMBER_FIELDS}, got {field!r}")
+    column = getattr(Member, field)
+    n = func.count().label("n")
+    query = select(column, n).where(Member.active.is_(True))
+    if province is not None:
+        query = query.where(Member.province == province)
+    rows = _all(engine, query.group_by(column).order_by(n.desc(), column.asc().nulls_last()))
+    return tuple(Count(key, count) for key, count in rows)
+
+
+def new_members_per_week(
+    engine: Engine, since: dt.datetime, until: dt.datetime, province: str | None = None
+) -> tuple[WeekCount, ...]:
+    """Members who joined in the window, per ISO week (Vietnam's calendar), oldest first."""
+    week = local_week(Member.created_at).label("week")
+    query = select(week, func.count()).where(
+        Member.created_at >= aware(since), Member.created_at < aware(until)
+    )
+    if province is not None:
+        query = query.where(Member.province == province)
+    rows = _all(engine, query.group_by(week).order_by(week))
+    return tuple(WeekCount(_date(start), n) for start, n in rows)
+
+
+def broadcast_deliveries(
+    engine: Engine, since: dt.datetime, until: dt.datetime
+) -> tuple[BroadcastDelivery, ...]:
+    """The broadcasts created in the window, newest first, with their outbox rows per state."""
+    ref = cast(Broadcast.id, String(40))
+    query = (
+        select(
+            Broadcast.id,
+            Broadcast.segment,
+            Broadcast.recipients,
+            Broadcast.status,
+            Broadcast.created_at,
+            OutboxMessage.status,
+            func.count(OutboxMessage.id),
+        )
+        .outerjoin(OutboxMessage, (OutboxMessage.kind == "broadcast") & (OutboxMessage.ref == ref))
+        .where(Broadcast.created_at >= aware(since), Broadcast.created_at < aware(until))
+        .group_by(Broadcast.id, OutboxMessage.status)
+        .order_by(Broadcast.id.desc())
+    )
+    found: dict[int, BroadcastDelivery] = {}
+    for id_, segment, recipients, status, created_at, state, n in _all(engine, query):
+        item = found.setdefault(
+            id_, BroadcastDelivery(id_, segment, recipients, status, aware(created_at), {})
+        )
+        if state is not None:
+            item.counts[state] = int(n)
+    return tuple(found.values())
+
+
+def reminder_deliveries(
+    engine: Engine, since: dt.datetime, until: dt.datetime, province: str | None = None
+) -> tuple[DeliveryCount, ...]:
+    """Reminders due in the window per kind, rule or session (``ref``) and delivery state."""
+    query = select(OutboxMessage.kind, OutboxMessage.ref, OutboxMessage.status, func.count())
+    query = query.where(
+        OutboxMessage.kind.in_(_REMINDER_KINDS),
+        OutboxMessage.send_at >= aware(since),
+        OutboxMessage.send_at < aware(until),
+    )
+    if province is not None:
+        query = query.join(Member, Member.id == OutboxMessage.member_id).where(
+            Member.province == province
+        )
+    columns = (OutboxMessage.kind, OutboxMessage.ref, OutboxMessage.status)
+    rows = _all(engine, query.group_by(*columns).order_by(*columns))
+    return tuple(DeliveryCount(kind, ref, status, n) for kind, ref, status, n in rows)
+
+
+def _questions(
+    query: Select[Any], since: dt.datetime, until: dt.datetime, province: str | None
+) -> Select[Any]:
+    """``query`` over the window's questions (browsed entries left out)."""
+    return _window(query, MessageLog, since, until, province).where(MessageLog.kind != BROWSE)
+
+
+def _window(
+    query: Select[Any],
+    model: type[MessageLog] | type[Handover],
+    since: dt.datetime,
+    until: dt.datetime,
+    province: str | None,
+) -> Select[Any]:
+    """``query`` over ``model``'s rows created in [since, until), of members of ``province``."""
+    created: ColumnElement[dt.datetime] = model.created_at  # type: ignore[assignment]
+    query = query.select_from(model).where(created >= aware(since), created < aware(until))
+    if province is not None:
+        query = query.join(Member, Member.id == model.member_id).where(Member.province == province)
+    return query
+
+
+def _all(engine: Engine, query: Any) -> list[Any]:
+    with engine.connect() as connection:
+        return list(connection.execute(query).all())
+
+
+def _date(value: dt.date | str) -> dt.date:
+    """A date column's value (SQLite may hand back the text of an expression's result)."""
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
