@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote
 
 import segno
+
+from knowledge.base import ENTRY_ID_PATTERN
 
 __all__ = [
     "TRAINER_CODE",
@@ -36,8 +39,9 @@ __all__ = [
 ]
 
 TRAINER_CODE: Final = re.compile(r"[a-z0-9]{4,12}")
-_ENTRY_ID: Final = r"[a-z0-9_]{1,40}"
-_DEEP_LINK: Final = re.compile(rf"faq-({_ENTRY_ID})(?:-t({TRAINER_CODE.pattern}))?")
+_ENTRY_ID: Final = re.compile(ENTRY_ID_PATTERN)
+_DEEP_LINK: Final = re.compile(r"faq-([a-z0-9_-]{1,60})")
+_CODE_MARK: Final = "-t"  # between the entry id and the trainer's code
 _MAX_PAYLOAD: Final = 64  # Telegram's limit on a deep link's start parameter
 
 
@@ -64,18 +68,35 @@ class EntryLinks:
 
 def deep_link_payload(entry_id: str, trainer_code: str | None = None) -> str:
     """The ``/start`` payload that opens ``entry_id`` (with the trainer's code, if any)."""
-    payload = f"faq-{entry_id}" + (f"-t{trainer_code}" if trainer_code else "")
-    if len(payload) > _MAX_PAYLOAD or _DEEP_LINK.fullmatch(payload) is None:
+    payload = f"faq-{entry_id}" + (f"{_CODE_MARK}{trainer_code}" if trainer_code else "")
+    code_ok = trainer_code is None or TRAINER_CODE.fullmatch(trainer_code) is not None
+    if len(payload) > _MAX_PAYLOAD or not _ENTRY_ID.match(entry_id) or not code_ok:
         raise ValueError(f"no deep link can carry {payload!r}")
     return payload
 
 
-def parse_deep_link(payload: str) -> tuple[str, str | None] | None:
-    """``(entry id, trainer code or None)`` of a ``/start`` payload; None if it is not one."""
+def parse_deep_link(
+    payload: str, exists: Callable[[str], bool] | None = None
+) -> tuple[str, str | None] | None:
+    """``(entry id, trainer code or None)`` of a ``/start`` payload; None if it is not one.
+
+    Entry ids may contain ``-``, so ``faq-a-tb123`` reads as entry ``a`` with code
+    ``b123`` or as entry ``a-tb123``; ``exists`` (an entry id is known) decides, the
+    trainer's reading first. Without it the trainer's reading wins when well formed.
+    """
     match = _DEEP_LINK.fullmatch(payload.strip().lower())
     if match is None:
         return None
-    return match.group(1), match.group(2)
+    body = match.group(1)
+    head, mark, code = body.rpartition(_CODE_MARK)
+    readings: list[tuple[str, str | None]] = []
+    if mark and TRAINER_CODE.fullmatch(code):
+        readings.append((head, code))
+    readings.append((body, None))
+    for entry_id, trainer in readings:
+        if _ENTRY_ID.match(entry_id) and (exists is None or exists(entry_id)):
+            return entry_id, trainer
+    return None
 
 
 def parse_trainer_code(value: str | None) -> str | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import Final
 
 from bot.answers.links import parse_deep_link
@@ -49,15 +48,14 @@ REMINDER_QUESTION_BUTTONS: Final = (
     Button("🔔 Có, nhắc tôi", "nh:yes"),
     Button("Không, cảm ơn", "nh:no"),
 )
-_DEEP_LINK_FAQ = re.compile(r"^faq-([a-z0-9_-]{1,40})$")
 
 
 async def start(services: Services, member: MemberInfo, args: str) -> list[Reply]:
     """Greet the member, or open the entry a trainer's ``faq-<id>[-t<code>]`` link names."""
-    parsed = parse_deep_link(args)
-    match = _DEEP_LINK_FAQ.match(args.strip().lower())
-    entry_id, code = parsed or ((match.group(1), None) if match else (None, None))
-    if entry_id is not None and (entry := services.kb.get(entry_id)) is not None:
+    kb = services.kb
+    parsed = parse_deep_link(args, exists=lambda entry_id: kb.get(entry_id) is not None)
+    if parsed is not None and (entry := kb.get(parsed[0])) is not None:
+        code = parsed[1]
         if code is not None:
             await _count_open(services, member, entry.id, code)
         # A trainer's link opens the entry directly; the menu follows.

@@ -25,7 +25,7 @@ from pydantic import (
 
 from bot.clock import aware
 from bot.store.db import TrainingSession
-from knowledge.base import KnowledgeBase
+from knowledge.base import ENTRY_ID_PATTERN, KnowledgeBase
 from nlu.textnorm import strip_invisible
 
 __all__ = [
@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 MAX_ENTRIES: Final = 10  # knowledge entries sent to a session's members after it
-_ENTRY_ID: Final = re.compile(r"^[a-z0-9_-]{1,40}$")
+_ENTRY_ID: Final = re.compile(ENTRY_ID_PATTERN)
 
 
 class TrainingError(ValueError):
