@@ -21,6 +21,7 @@ from telegram.ext import Application, ContextTypes, MessageHandler, filters
 
 from bot.answers import links
 from tests.fakes import FakeTelegram, utf16_len
+from tests.fakes.calls import assert_error, post, result
 
 TOKEN = "123:ABC"
 OTHER_TOKEN = "456:DEF"
@@ -43,27 +44,6 @@ def fake(server: FakeTelegram) -> FakeTelegram:
 def api(fake: FakeTelegram) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=f"{fake.base_url}/bot{TOKEN}/", timeout=10.0) as client:
         yield client
-
-
-def post(client: httpx.Client, method: str, **params: Any) -> httpx.Response:
-    return client.post(method, json=params)
-
-
-def result(client: httpx.Client, method: str, **params: Any) -> Any:
-    response = post(client, method, **params)
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["ok"] is True
-    return body["result"]
-
-
-def assert_error(response: httpx.Response, status: int, description: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert body["ok"] is False
-    assert body["error_code"] == status
-    assert description in body["description"]
-    return body
 
 
 def keyboard(*buttons: dict[str, str]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.fakes import FakeZalo, ZaloCall
+from tests.fakes.calls import assert_error, post, result
 
 TOKEN = "1234567890:zalo-secret-ABC"
 OTHER_TOKEN = "2222222222:zalo-secret-XYZ"
@@ -42,27 +43,6 @@ def client_for(fake: FakeZalo, token: str = TOKEN) -> httpx.Client:
 def api(fake: FakeZalo) -> Iterator[httpx.Client]:
     with client_for(fake) as client:
         yield client
-
-
-def post(client: httpx.Client, method: str, **params: Any) -> httpx.Response:
-    return client.post(method, json=params)
-
-
-def result(client: httpx.Client, method: str, **params: Any) -> Any:
-    response = post(client, method, **params)
-    assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["ok"] is True
-    return body["result"]
-
-
-def assert_error(response: httpx.Response, status: int, description: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = response.json()
-    assert body["ok"] is False
-    assert body["error_code"] == status
-    assert description in body["description"]
-    return body
 
 
 class Receiver:
