@@ -266,7 +266,7 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
             conversation, reminders = build_conversation(
                 settings, engine, answers, senders, review=review
             )
-            await asyncio.to_thread(conversation.members.promote_admins)
+            await asyncio.to_thread(conversation.services.members.promote_admins)
             limits = WebLimits(
                 settings.web_new_sessions_per_ip_hour,
                 settings.web_new_sessions_per_hour,

@@ -21,7 +21,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Final, Generic, TypeVar, cast, overload
+from typing import Final, TypeVar
 
 from bot.answers import AnswerService
 from bot.clock import utcnow
@@ -98,45 +98,8 @@ class _Routes:
         return cls(commands, menu, buttons, on_text[0], on_staff[0] if on_staff else None)
 
 
-class _Service(Generic[T]):
-    """A ``Conversation`` attribute kept in its ``Services`` (tests swap a store or the desk)."""
-
-    name = ""
-
-    def __set_name__(self, owner: type[Conversation], name: str) -> None:
-        self.name = name
-
-    @overload
-    def __get__(self, conversation: None, owner: type[Conversation]) -> _Service[T]: ...
-    @overload
-    def __get__(self, conversation: Conversation, owner: type[Conversation]) -> T: ...
-    def __get__(
-        self, conversation: Conversation | None, owner: type[Conversation]
-    ) -> T | _Service[T]:
-        if conversation is None:
-            return self
-        return cast(T, getattr(conversation.services, self.name))
-
-    def __set__(self, conversation: Conversation, value: T) -> None:
-        changes: dict[str, Any] = {self.name: value}
-        conversation.services = replace(conversation.services, **changes)
-
-
 class Conversation:
     """Turns incoming messages into replies; never raises."""
-
-    answers = _Service[AnswerService]()
-    kb = _Service[KnowledgeBase]()
-    members = _Service[MemberStore]()
-    messages = _Service[MessageLogStore]()
-    handovers = _Service[HandoverStore]()
-    options = _Service[ProfileOptions]()
-    senders = _Service[Senders]()
-    staff = _Service[StaffDesk]()
-    deadline_rules = _Service[tuple[Rule, ...]]()
-    subscriptions = _Service[SubscriptionStore | None]()
-    review = _Service[ReviewChat | None]()
-    clock = _Service[Callable[[], dt.datetime]]()
 
     def __init__(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
@@ -275,7 +276,7 @@ def test_odd_texts_never_crash(core, text):
 
 
 def test_internal_fault_gives_an_apology_and_logs(core, caplog):
-    core.members = None  # any fault inside the core
+    core.services = replace(core.services, members=None)  # any fault inside the core
     (reply,) = say(core, "xin chào")
     assert reply.text == APOLOGY
     assert "conversation fault" in caplog.text and "Traceback" in caplog.text
@@ -361,7 +362,9 @@ def test_handovers_are_limited_per_member_and_overall(sqlite_engine, senders, co
     assert ["đã chuyển câu hỏi" in r.text for r in replies] == [True, True, True, False, False]
     assert "một giờ qua bạn đã gửi 3 câu hỏi" in replies[3].text
     assert len(staff.sent) == posted + 3  # the staff chat got three posts, not five
-    core.staff = StaffDesk("telegram", STAFF_CHAT, per_member_hour=3, per_hour=5)
+    core.services = replace(
+        core.services, staff=StaffDesk("telegram", STAFF_CHAT, per_member_hour=3, per_hour=5)
+    )
     others = [say(core, "/lienhe hỏi về vốn góp", user=str(800 + i))[0] for i in range(3)]
     assert ["đã chuyển câu hỏi" in r.text for r in others] == [True, True, False]
     assert "nhiều câu hỏi đang chờ cán bộ" in others[2].text

@@ -169,7 +169,7 @@ class WebChat:
             )
         self.floodgate.message(client)
         if session_id not in self._sessions and not await asyncio.to_thread(
-            self._conversation.members.find, CHANNEL, session_id
+            self._conversation.services.members.find, CHANNEL, session_id
         ):
             self.floodgate.new_session(client)
         self._check_rate(self._session(session_id))
