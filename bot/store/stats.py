@@ -33,10 +33,13 @@ __all__ = [
     "BroadcastDelivery",
     "ChannelDay",
     "Count",
+    "DayStatus",
     "DeliveryCount",
     "Outcomes",
+    "StaffMember",
     "WeekCount",
     "active_members",
+    "broadcast_days",
     "broadcast_deliveries",
     "days_window",
     "local_day",
@@ -46,6 +49,7 @@ __all__ = [
     "outcomes",
     "questions_per_day",
     "reminder_deliveries",
+    "staff_members",
     "top_entries",
 ]
 
@@ -181,6 +185,26 @@ class DeliveryCount:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class DayStatus:
+    """Messages in one delivery state on one Vietnam day."""
+
+    day: dt.date
+    status: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class StaffMember:
+    """A member with a staff or admin role."""
+
+    id: int
+    name: str | None
+    role: str
+    channel: str
+    province: str | None
+
+
 def days_window(days: int, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     """The last ``days`` Vietnam calendar days up to ``now``: [their first midnight, now)."""
     if days < 1:
@@ -244,13 +268,17 @@ def top_entries(
     since: dt.datetime,
     until: dt.datetime,
     province: str | None = None,
-    limit: int = 10,
+    limit: int | None = 10,
 ) -> tuple[Count, ...]:
-    """The entries most questions were answered with, most first (ties by entry id)."""
+    """The entries most questions were answered with, most first (ties by entry id).
+
+    ``limit=None``: every entry answered in the window.
+    """
     n = func.count().label("n")
     query = _questions(select(MessageLog.entry_id, n), since, until, province)
     query = query.where(MessageLog.entry_id.is_not(None)).group_by(MessageLog.entry_id)
-    rows = _all(engine, query.order_by(n.desc(), MessageLog.entry_id).limit(limit))
+    query = query.order_by(n.desc(), MessageLog.entry_id)
+    rows = _all(engine, query if limit is None else query.limit(limit))
     return tuple(Count(entry, count) for entry, count in rows)
 
 
@@ -309,6 +337,36 @@ def broadcast_deliveries(
         if state is not None:
             item.counts[state] = int(n)
     return tuple(found.values())
+
+
+def broadcast_days(engine: Engine, since: dt.datetime, until: dt.datetime) -> tuple[DayStatus, ...]:
+    """Broadcast messages queued in the window per Vietnam day and delivery state.
+
+    A message counts on the day it was sent; one not sent (pending, blocked, failed,
+    dropped) on the day it was queued.
+    """
+    day = local_day(func.coalesce(OutboxMessage.sent_at, OutboxMessage.created_at)).label("day")
+    query = (
+        select(day, OutboxMessage.status, func.count())
+        .where(
+            OutboxMessage.kind == "broadcast",
+            OutboxMessage.created_at >= aware(since),
+            OutboxMessage.created_at < aware(until),
+        )
+        .group_by(day, OutboxMessage.status)
+        .order_by(day, OutboxMessage.status)
+    )
+    return tuple(DayStatus(_date(d), status, n) for d, status, n in _all(engine, query))
+
+
+def staff_members(engine: Engine) -> tuple[StaffMember, ...]:
+    """The members with a staff or admin role, admins first, then by name."""
+    query = (
+        select(Member.id, Member.display_name, Member.role, Member.channel, Member.province)
+        .where(Member.role.in_(("staff", "admin")))
+        .order_by(Member.role, Member.display_name, Member.id)
+    )
+    return tuple(StaffMember(*row) for row in _all(engine, query))
 
 
 def reminder_deliveries(

@@ -17,9 +17,10 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import re
 from collections.abc import Collection
-from typing import Final
-from urllib.parse import parse_qsl
+from typing import Any, Final
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
@@ -28,9 +29,24 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.channels.webhooks import read_body
-from bot.clock import format_timestamp
+from bot.clock import VIETNAM, format_timestamp
+from bot.nlu_model.registry import RegistryError
 from bot.store.admin_sessions import SESSION_LIFETIME, AdminSessionStore, Staff
+from bot.store.broadcasts import BroadcastError
 from bot.store.roles import ROLE_LABELS, STAFF_ROLES
+from bot.web.dashboard import (
+    ADMIN_ONLY,
+    PAGES,
+    PERIODS,
+    Dashboard,
+    Page,
+    Query,
+    cell,
+    number,
+    page_named,
+    to_csv,
+    visible,
+)
 from bot.web.pages import render
 
 __all__ = [
@@ -53,6 +69,8 @@ _CSRF_FIELD: Final = "csrf"
 _LOGIN_AGAIN: Final = "Phiên đăng nhập không hợp lệ hoặc đã hết hạn."
 _BAD_LINK: Final = "Liên kết đăng nhập không hợp lệ, đã hết hạn hoặc đã được dùng."
 _NOT_ALLOWED: Final = "Vai trò của bạn không được xem trang này."
+# Pages with their own template (actions or links per row); the others use admin_board.html.
+_OWN_TEMPLATES: Final = frozenset({"topics", "broadcasts", "review", "models"})
 _BAD_FORM: Final = "Biểu mẫu đã hết hạn hoặc không hợp lệ. Hãy tải lại trang rồi thử lại."
 
 
@@ -117,11 +135,14 @@ def _auth(request: Request) -> AdminAuth:
     return auth
 
 
+def _board(request: Request) -> Dashboard:
+    board: Dashboard = request.app.state.dashboard
+    return board
+
+
 def refusal(message: str, *, retry: bool, status: int = 403) -> HTMLResponse:
     """The page of a refused request (no data), inviting a new login when ``retry``."""
-    body = render(
-        "admin_page.html", title="Không vào được", message=message, retry=retry, staff=None
-    )
+    body = render("admin_page.html", title="Không vào được", message=message, retry=retry)
     return HTMLResponse(body, status_code=status)
 
 
@@ -166,34 +187,200 @@ async def checked_form(request: Request, staff: Staff) -> dict[str, str] | Respo
 
 
 async def login(request: Request) -> Response:
-    """``GET /admin/login?token=...``: open a session and go to ``/admin``."""
+    """``GET /admin/login?token=...``: open a session, then on to ``/admin``.
+
+    The link is opened from a chat app, another site: a browser does not send a
+    ``SameSite=Strict`` cookie on that navigation nor on a redirect it causes. So the
+    answer is a page (200) that sets the cookie and moves on by itself (a meta refresh
+    is the page's own navigation, which does send it), with a link as well.
+    """
     auth = _auth(request)
     token = request.query_params.get("token", "")
     staff = await asyncio.to_thread(auth.store.redeem, token)
     if staff is None:
         return refusal(_BAD_LINK, retry=True)
     log.info("admin session opened for member %d (%s)", staff.member_id, staff.role)
-    response = RedirectResponse(ADMIN_PREFIX, status_code=303)
+    response = HTMLResponse(render("admin_welcome.html", title="Đã đăng nhập", target=ADMIN_PREFIX))
     auth.set_cookie(response, await auth.cookie_value(staff.session_id))
     return response
 
 
-async def home(request: Request) -> Response:
-    """``GET /admin``: who is logged in, with which role, and the logout button."""
+def _page_route(page: Page) -> Route:
+    """``GET /admin/<slug>``: the page rendered for the session's staff member."""
+
+    async def show(request: Request) -> Response:
+        staff = await require(request, page.roles)
+        if isinstance(staff, Response):
+            return staff
+        board = _board(request)
+        query = Query.parse(request.query_params, board.options, board.clock())
+        data = await asyncio.to_thread(page.build, board, query, staff)
+        template = f"admin_{page.name}.html" if page.name in _OWN_TEMPLATES else "admin_board.html"
+        body = render(
+            template,
+            **await _frame(request, staff, page, query),
+            data=data,
+            flash=_flash(request),
+        )
+        return HTMLResponse(body)
+
+    return Route(page.path, show, methods=["GET"], name=f"admin-{page.name}")
+
+
+async def _frame(request: Request, staff: Staff, page: Page, query: Query) -> dict[str, Any]:
+    """What every dashboard page's frame shows: menu, who, filters, CSRF token."""
+    board = _board(request)
+    return {
+        "title": page.title,
+        "page": page,
+        "pages": visible(PAGES, staff.role),
+        "staff": staff,
+        "role_label": ROLE_LABELS[staff.role],
+        "expires": format_timestamp(staff.expires_at),
+        "csrf": await _auth(request).csrf(staff),
+        "query": query,
+        "periods": PERIODS,
+        "provinces": board.options.choices("province"),
+        "cell": cell,
+        "is_admin": staff.role in ADMIN_ONLY,
+    }
+
+
+async def download(request: Request) -> Response:
+    """``GET /admin/csv/<page>/<table>.csv``: one table of a page, with the page's role check."""
+    page = page_named(request.path_params["page"])
+    staff = await require(request, page.roles if page is not None else STAFF_ROLES)
+    if isinstance(staff, Response):
+        return staff
+    if page is None:
+        return refusal("Không có bảng này.", retry=False, status=404)
+    board = _board(request)
+    query = Query.parse(request.query_params, board.options, board.clock())
+    data = await asyncio.to_thread(page.build, board, query, staff)
+    table = data.table(request.path_params["table"])
+    if table is None:
+        return refusal("Không có bảng này.", retry=False, status=404)
+    day = board.clock().astimezone(VIETNAM).date().isoformat()
+    filename = f"{page.name}-{table.name}-{query.days}d-{day}.csv"
+    return Response(
+        to_csv(table),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+async def stop_broadcast(request: Request) -> Response:
+    """``POST /admin/broadcasts/<id>/stop``: cancel a broadcast's pending messages."""
     staff = await require(request, STAFF_ROLES)
     if isinstance(staff, Response):
         return staff
-    body = render(
-        "admin_page.html",
-        title="Trang quản trị",
-        staff=staff,
-        role_label=ROLE_LABELS[staff.role],
-        expires=format_timestamp(staff.expires_at),
-        csrf=await _auth(request).csrf(staff),
-        message="",
-        retry=False,
+    form = await checked_form(request, staff)
+    if isinstance(form, Response):
+        return form
+    store = _board(request).broadcasts
+    broadcast_id = int(request.path_params["broadcast_id"])
+    if store is None:
+        return _back("/admin/broadcasts", "off")
+    try:
+        dropped = await asyncio.to_thread(store.cancel, broadcast_id)
+    except BroadcastError:
+        return _back("/admin/broadcasts", "not_stoppable", broadcast_id)
+    log.info(
+        "broadcast %d stopped from the dashboard by member %d (%d dropped)",
+        broadcast_id,
+        staff.member_id,
+        dropped,
     )
-    return HTMLResponse(body)
+    return _back("/admin/broadcasts", "stopped", broadcast_id, dropped)
+
+
+async def rollback(request: Request) -> Response:
+    """``POST /admin/models/rollback``: deploy the previous model (or the form's ``to``)."""
+    staff = await require(request, ADMIN_ONLY)
+    if isinstance(staff, Response):
+        return staff
+    form = await checked_form(request, staff)
+    if isinstance(form, Response):
+        return form
+    registry = _board(request).registry
+    if registry is None:
+        return _back("/admin/models", "off")
+    to = form.get("to") or None
+    try:
+        _, new = await asyncio.to_thread(registry.rollback, _who(staff), to)
+    except RegistryError:
+        return _back("/admin/models", "no_rollback")
+    log.info(
+        "model %s deployed by rollback from the dashboard (member %d)", new.version, staff.member_id
+    )
+    return _back("/admin/models", "rolled_back", version=new.version)
+
+
+async def decide(request: Request) -> Response:
+    """``POST /admin/review/<group>``: label a review group with an intent, or set it aside."""
+    staff = await require(request, ADMIN_ONLY)
+    if isinstance(staff, Response):
+        return staff
+    form = await checked_form(request, staff)
+    if isinstance(form, Response):
+        return form
+    chat = _board(request).review
+    if chat is None:
+        return _back("/admin/review", "off")
+    group_id = int(request.path_params["group_id"])
+    group = await asyncio.to_thread(chat.queue.group, group_id)
+    if group is None:
+        return _back("/admin/review", "gone", group_id)
+    action = form.get("action", "")
+    try:
+        if action == "label":
+            await asyncio.to_thread(chat.queue.label, group, form.get("intent", ""), _who(staff))
+        else:
+            await asyncio.to_thread(chat.queue.decide, group, action, _who(staff))
+    except ValueError:
+        return _back("/admin/review", "bad_decision", group_id)
+    return _back("/admin/review", "decided", group_id, group.count)
+
+
+def _who(staff: Staff) -> str:
+    """How a staff member is named in the registry and the reviewed data."""
+    return f"{staff.name or 'quản trị viên'} (#{staff.member_id}, web)"
+
+
+_FLASHES: Final = {
+    "stopped": "Đã dừng thông báo #{id}: {n} tin chưa gửi đã được bỏ.",
+    "not_stoppable": "Thông báo #{id} không dừng được (không có hoặc đã kết thúc).",
+    "rolled_back": "Đã triển khai lại mô hình {version}; trợ lý sẽ nạp trong giây lát.",
+    "no_rollback": "Không có mô hình nào để quay lui.",
+    "decided": "Đã ghi quyết định cho nhóm #{id} ({n} câu hỏi).",
+    "gone": "Nhóm #{id} không còn trong hàng chờ.",
+    "bad_decision": "Quyết định cho nhóm #{id} không hợp lệ.",
+    "off": "Tính năng này đang tắt.",
+}
+_VERSION: Final = re.compile(r"^[A-Za-z0-9._-]{1,40}$")
+
+
+def _back(path: str, code: str, id_: int = 0, n: int = 0, version: str = "") -> Response:
+    """303 to ``path`` with the outcome for its notice (codes and numbers, never text)."""
+    query = urlencode({"done": code, "id": id_, "n": n, "v": version})
+    return RedirectResponse(f"{path}?{query}", status_code=303)
+
+
+def _flash(request: Request) -> str:
+    """The notice of an action just done, from the query string's code and numbers."""
+    params = request.query_params
+    template = _FLASHES.get(params.get("done", ""))
+    if template is None:
+        return ""
+    version = params.get("v", "")
+    try:
+        return template.format(
+            id=int(params.get("id", "0")),
+            n=number(int(params.get("n", "0"))),
+            version=version if _VERSION.match(version) else "?",
+        )
+    except ValueError:
+        return ""
 
 
 async def logout(request: Request) -> Response:
@@ -212,10 +399,20 @@ async def logout(request: Request) -> Response:
 
 
 def admin_routes() -> list[BaseRoute]:
-    """The login, the home page and the logout (``app.state.admin_auth`` must be set)."""
+    """The login, the dashboard's pages, CSV downloads and actions, the logout.
+
+    ``app.state.admin_auth`` (an :class:`AdminAuth`) and ``app.state.dashboard`` (a
+    :class:`bot.web.dashboard.Dashboard`) must be set.
+    """
     return [
         Route(f"{ADMIN_PREFIX}/login", login, methods=["GET"]),
-        Route(ADMIN_PREFIX, home, methods=["GET"]),
+        *(_page_route(page) for page in PAGES),
+        Route(f"{ADMIN_PREFIX}/csv/{{page}}/{{table}}.csv", download, methods=["GET"]),
+        Route(
+            f"{ADMIN_PREFIX}/broadcasts/{{broadcast_id:int}}/stop", stop_broadcast, methods=["POST"]
+        ),
+        Route(f"{ADMIN_PREFIX}/models/rollback", rollback, methods=["POST"]),
+        Route(f"{ADMIN_PREFIX}/review/{{group_id:int}}", decide, methods=["POST"]),
         Route(f"{ADMIN_PREFIX}/logout", logout, methods=["POST"]),
     ]
 

@@ -38,7 +38,7 @@ from bot.web import pages
 from bot.web.search import search_view
 from knowledge.law.register import Document
 
-__all__ = ["MAX_QUERY_CHARS", "OpenRecorder", "faq_routes"]
+__all__ = ["MAX_QUERY_CHARS", "OpenRecorder", "asset_routes", "faq_routes"]
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,13 @@ def faq_routes(
         Route("/luat", site.documents, methods=["GET"]),
         Route("/luat/{slug}", site.document, methods=["GET"]),
         Route("/luat/{slug}/{article}", site.article, methods=["GET"]),
-        Mount("/assets", StaticFiles(directory=pages.STATIC_DIR), name="faq-assets"),
+        *asset_routes(),
     ]
+
+
+def asset_routes() -> list[BaseRoute]:
+    """``/assets/``: the stylesheets, the dashboard's script and the vendored uPlot."""
+    return [Mount("/assets", StaticFiles(directory=pages.STATIC_DIR), name="assets")]
 
 
 class _FaqSite:

@@ -23,7 +23,7 @@ from markupsafe import Markup
 from starlette.responses import Response
 
 from bot.answers.links import EntryLinks, qr_svg
-from bot.clock import format_date, local, utcnow
+from bot.clock import format_date, format_timestamp, local, utcnow
 from knowledge.base import Entry, KnowledgeBase
 from knowledge.law.corpus import LegalCorpus, UnresolvedReference
 from knowledge.law.parser import POINT_LETTERS, Article
@@ -58,6 +58,7 @@ _ENV: Final = jinja2.Environment(
     auto_reload=False,
 )
 _ENV.filters["date_vn"] = format_date
+_ENV.filters["when"] = format_timestamp
 # A point line of a clause: "a) ...", "đ) ...", "a.1) ..." (sub-points of NĐ 252/2026).
 _POINT_LINE: Final = re.compile(rf"^([{POINT_LETTERS}](?:\.\d+)?)\)\s")
 _KIND_LABELS: Final = {

@@ -43,9 +43,10 @@ from bot.metrics import CONTENT_TYPE
 from bot.settings import Settings
 from bot.store.admin_sessions import AdminSessionStore
 from bot.web.admin import AdminAuth, NoStore, admin_routes
-from bot.web.faq import faq_routes
+from bot.web.dashboard import Dashboard
+from bot.web.faq import asset_routes, faq_routes
 
-__all__ = ["SecurityHeaders", "create_web_app", "foreign_post", "serve", "web_hosts"]
+__all__ = ["SecurityHeaders", "admin_app", "create_web_app", "foreign_post", "serve", "web_hosts"]
 
 log = logging.getLogger(__name__)
 
@@ -145,10 +146,34 @@ def create_web_app(runtime: Runtime) -> Starlette:
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ]
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders), Middleware(NoStore)])
+    services = runtime.conversation.services
     app.state.admin_auth = AdminAuth(
-        AdminSessionStore(runtime.engine, runtime.conversation.services.clock),
-        runtime.settings.public_url,
+        AdminSessionStore(runtime.engine, services.clock), runtime.settings.public_url
     )
+    app.state.dashboard = Dashboard(
+        engine=runtime.engine,
+        kb=services.kb,
+        options=services.options,
+        registry=runtime.keeper.registry,
+        broadcasts=services.broadcasts,
+        training=services.training,
+        review=services.review,
+        rules=services.deadline_rules,
+        clock=services.clock,
+    )
+    return app
+
+
+def admin_app(dashboard: Dashboard, public_url: str = "http://127.0.0.1:8080") -> Starlette:
+    """The admin pages alone (with their assets and security headers): tests, benchmarks."""
+    app = Starlette(
+        routes=[*admin_routes(), *asset_routes()],
+        middleware=[Middleware(SecurityHeaders), Middleware(NoStore)],
+    )
+    app.state.admin_auth = AdminAuth(
+        AdminSessionStore(dashboard.engine, dashboard.clock), public_url
+    )
+    app.state.dashboard = dashboard
     return app
 
 
