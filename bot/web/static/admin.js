@@ -39,9 +39,9 @@
     [DAY * 365, "{YYYY}", null, null, null, null, null, null, 1],
     [DAY * 28, "{M}/{YYYY}", null, null, null, null, null, null, 1],
     [DAY, "{D}/{M}", NL + "{YYYY}", null, null, null, null, null, 1],
-    [3600, "{H}h", NL + "{D}/{M}/{YY}", null, NL + "{D}/{M}", null, null, null, 1],
-    [60, "{H}:{mm}", NL + "{D}/{M}/{YY}", null, NL + "{D}/{M}", null, null, null, 1],
-    [1, "{H}:{mm}:{ss}", NL + "{D}/{M}/{YY}", null, NL + "{D}/{M}", null, null, null, 1],
+    [3600, "{H}h", NL + "{D}/{M}", null, NL + "{D}/{M}", null, null, null, 1],
+    [60, "{H}:{mm}", NL + "{D}/{M}", null, NL + "{D}/{M}", null, null, null, 1],
+    [1, "{H}:{mm}:{ss}", NL + "{D}/{M}", null, NL + "{D}/{M}", null, null, null, 1],
   ];
   const NUMBER = new Intl.NumberFormat("vi-VN", { maximumFractionDigits: 2 });
 
@@ -96,17 +96,21 @@
     return uPlot.rangeNum(Math.min(0, min), Math.max(0, max), 0.1, true);
   }
 
+  /* Width in CSS px of the widest of `texts` in the font of axis `axisIdx`. */
+  function textWidth(u, axisIdx, texts) {
+    const ctx = u.ctx;
+    const saved = ctx.font; // uPlot caches the context's font: leave it as found
+    ctx.font = u.axes[axisIdx].font[0];
+    const widest = texts.reduce(function (m, t) { return Math.max(m, ctx.measureText(t).width); }, 0);
+    ctx.font = saved;
+    return widest / (window.devicePixelRatio || 1);
+  }
+
   /* y axis width from its widest tick label (uPlot's default is a fixed 50 px). */
   function yAxisSize(u, values, axisIdx, cycleNum) {
     const axis = u.axes[axisIdx];
     if (cycleNum > 1) return axis._size;
-    let size = axis.ticks.size + axis.gap;
-    const longest = (values || []).reduce(function (a, b) { return b.length > a.length ? b : a; }, "");
-    if (longest) {
-      u.ctx.font = axis.font[0];
-      size += u.ctx.measureText(longest).width / (window.devicePixelRatio || 1);
-    }
-    return Math.ceil(size);
+    return Math.ceil(axis.ticks.size + axis.gap + textWidth(u, axisIdx, values || []));
   }
 
   function shorten(label) {
@@ -144,12 +148,15 @@
       let step = DAY;
       for (let i = 1; i < xs.length; i++) step = Math.min(step, xs[i] - xs[i - 1]);
       opts.tzDate = function (ts) { return uPlot.tzDate(new Date(ts * 1e3), TZ); };
-      opts.axes[0] = { values: TIME_STAMPS };
-      opts.series[0] = { label: step < DAY ? "Thời gian" : "Ngày",
-        value: step < DAY ? "{D}/{M}/{YYYY} {H}:{mm}" : "{D}/{M}/{YYYY}" };
+      opts.axes[0] = { values: TIME_STAMPS, space: 40 }; // "{D}/{M}" fits in 40 px
+      const stamp = uPlot.fmtDate(step < DAY ? "{D}/{M}/{YYYY} {H}:{mm}" : "{D}/{M}/{YYYY}");
+      opts.series[0] = {
+        label: step < DAY ? "Thời gian" : "Ngày",
+        value: function (u, ts) { return ts == null ? "–" : stamp(opts.tzDate(ts)); },
+      };
       if (xs.length === 1) {
-        // A single point has no span: show a day either side of it.
-        opts.scales.x = { time: true, range: function () { return [xs[0] - DAY, xs[0] + DAY]; } };
+        // A single point has no span: show a few days around it (day ticks).
+        opts.scales.x = { time: true, range: function () { return [xs[0] - 1.5 * DAY, xs[0] + 1.5 * DAY]; } };
       }
       spec.series.forEach(function (s, j) {
         const colour = PALETTE[j % PALETTE.length];
@@ -165,17 +172,37 @@
       const GROUP = 0.8; // share of a category's width taken by its bars
       const barWidth = GROUP / k;
       xs = labels.map(function (_, i) { return i; });
-      const longest = labels.reduce(function (m, l) { return Math.max(m, shorten(l).length); }, 0);
+      // Category labels: level when each fits its category, else turned 45° (all
+      // shown while a text line fits per category), else only every 2nd, 5th... one.
+      let need = 0; // widest label + margin, CSS px; measured once the canvas exists
+      const labelRoom = function (u) {
+        if (!need) need = textWidth(u, 0, labels.map(shorten)) + 8;
+        return need;
+      };
       opts.scales.x = { time: false, range: function () { return [-0.5, n - 0.5]; } };
       opts.axes[0] = {
-        incrs: WHOLE_INCRS, // ticks only on categories; skips some when they do not fit
-        space: Math.min(110, Math.max(30, longest * 7)),
+        incrs: WHOLE_INCRS, // ticks only on whole indices = categories
         grid: { show: false },
+        space: function (u, i, min, max, plotWidth) {
+          return plotWidth / n >= labelRoom(u) ? labelRoom(u) : 16;
+        },
+        rotate: function (u, values, i, space) { return space < labelRoom(u) ? 45 : 0; },
+        size: function (u, values, i) {
+          const axis = u.axes[i];
+          if (!values || !axis._rotate) return 50; // uPlot's default
+          return Math.ceil(axis.ticks.size + axis.gap + (labelRoom(u) + 12) * Math.SQRT1_2);
+        },
         values: function (u, splits) {
           return splits.map(function (i) { return labels[i] === undefined ? "" : shorten(labels[i]); });
         },
       };
-      opts.series[0] = { label: "", value: function (u, i) { return i == null || labels[i] === undefined ? "–" : labels[i]; } };
+      // Room on the left for the first turned label, beyond what the y axis gives.
+      opts.padding = [null, null, null, function (u) {
+        if (!u.axes[0]._rotate) return 0; // uPlot's own choice with a left axis
+        const first = textWidth(u, 0, [shorten(labels[0])]);
+        return Math.max(0, Math.ceil((first + 6) * Math.SQRT1_2 - (u.axes[1]._size || 0)));
+      }];
+      opts.series[0] = { label: "Mục", value: function (u, i) { return i == null || labels[i] === undefined ? "–" : labels[i]; } };
       opts.cursor.points = { show: false }; // hover dots would sit between grouped bars
       spec.series.forEach(function (s, j) {
         const colour = PALETTE[j % PALETTE.length];
