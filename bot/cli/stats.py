@@ -13,26 +13,12 @@ from bot.cli.context import cli_engine, fail
 from bot.clock import format_date, local, utcnow
 from bot.profile import load_profile_options
 from bot.store import stats as store
+from bot.web.dashboard import CHANNEL_LABELS, OUTCOME_LABELS
 
-__all__ = ["OUTCOME_LABELS", "render_overview", "sparkline", "stats"]
+__all__ = ["render_overview", "sparkline", "stats"]
 
 SPARKS: Final = "▁▂▃▄▅▆▇█"
 MAX_DAYS: Final = 3650
-OUTCOME_LABELS: Final = {
-    "entry": "Trả lời từ mục hỏi đáp",
-    "suggested": "Gợi ý mục gần đúng",
-    "clause": "Trích dẫn điều luật",
-    "out_of_scope": "Ngoài phạm vi",
-    "fallback": "Chưa trả lời được",
-    "chitchat": "Trò chuyện",
-    store.HANDOVER: "Chuyển cán bộ",
-}
-CHANNEL_LABELS: Final = {
-    "telegram": "Telegram",
-    "zalo": "Zalo",
-    "web": "Web",
-    "terminal": "Terminal",
-}
 
 
 def sparkline(values: Sequence[int]) -> str:

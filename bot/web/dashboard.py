@@ -361,8 +361,8 @@ def overview(board: Dashboard, query: Query, staff: Staff) -> PageData:
             Card("Câu hỏi", number(result.questions)),
             Card("Thành viên đã hỏi", number(active)),
             Card("Trả lời từ mục hỏi đáp", percent(result.share("entry"))),
-            Card("👍", number(result.thumbs_up)),
-            Card("👎", number(result.thumbs_down)),
+            Card("👍 Hữu ích", number(result.thumbs_up)),
+            Card("👎 Chưa hữu ích", number(result.thumbs_down)),
             Card("Chuyển cán bộ", number(result.counts.get(stats.HANDOVER, 0))),
         ],
         charts=[

@@ -10,12 +10,9 @@ the right margin empty.
 from __future__ import annotations
 
 import io
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from PIL import Image
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -27,6 +24,7 @@ from bot.settings import Settings
 from bot.web import SecurityHeaders
 from bot.web.faq import faq_routes
 from tests.chromium import headless_chromium
+from tests.serving import serve_app
 
 PHONE = {"width": 360, "height": 780, "deviceScaleFactor": 1, "mobile": True}
 PAGES = ("/faq", "/faq/so_thanh_vien_toi_thieu", "/luat/17-2023-qh15/33", "/faq?q=von+gop")
@@ -40,20 +38,8 @@ def faq_url() -> Iterator[str]:
     )
     answers = build_answers(settings, Knowledge.load(), None, None)
     app = Starlette(routes=faq_routes(answers, settings), middleware=[Middleware(SecurityHeaders)])
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with serve_app(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

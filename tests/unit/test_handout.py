@@ -6,7 +6,6 @@ import datetime as dt
 import html
 import io
 import re
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +14,6 @@ import httpx
 import pypdf
 import pytest
 import typer
-import uvicorn
 import zxingcpp
 from pypdf.generic import ContentStream
 from starlette.applications import Starlette
@@ -31,6 +29,7 @@ from bot.web import handout
 from bot.web.faq import faq_routes
 from bot.web.handout import CAVEAT, MORE, HandoutFontError, build_handout, short_answer
 from knowledge.base import Entry
+from tests.serving import serve_app
 
 BASE = "https://hotro.example.vn"
 TODAY = dt.date(2026, 12, 15)
@@ -292,23 +291,9 @@ def serve_faq(knowledge: Knowledge) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     settings = Settings(_env_file=None, public_base_url=base, web_port=port)  # type: ignore[call-arg]
     app = Starlette(routes=faq_routes(build_answers(settings, knowledge, None, None), settings))
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", log_config=None, lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(400):
-            if server.started or not thread.is_alive():
-                break
-            threading.Event().wait(0.05)
-        if not server.started:
-            raise RuntimeError("the FAQ server did not start")
+    with serve_app(app, port) as url:
+        assert url == base
         yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")

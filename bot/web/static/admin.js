@@ -90,10 +90,13 @@
     return Math.max(box.clientWidth, 200);
   }
 
-  /* y always starts at 0 (counts), with a little headroom above the top value. */
+  /* y always includes 0 (counts), with 10% headroom past the extreme values. */
   function yRange(u, min, max) {
     if (min == null || max == null || (min >= 0 && max <= 0)) return [0, 1];
-    return uPlot.rangeNum(Math.min(0, min), Math.max(0, max), 0.1, true);
+    const lo = Math.min(0, min);
+    const hi = Math.max(0, max);
+    const pad = (hi - lo) * 0.1;
+    return [lo < 0 ? lo - pad : 0, hi > 0 ? hi + pad : 0];
   }
 
   /* Width in CSS px of the widest of `texts` in the font of axis `axisIdx`. */
@@ -172,28 +175,35 @@
       const GROUP = 0.8; // share of a category's width taken by its bars
       const barWidth = GROUP / k;
       xs = labels.map(function (_, i) { return i; });
-      // Category labels: level when each fits its category, else turned 45° (all
-      // shown while a text line fits per category), else only every 2nd, 5th... one.
-      let need = 0; // widest label + margin, CSS px; measured once the canvas exists
-      const labelRoom = function (u) {
-        if (!need) need = textWidth(u, 0, labels.map(shorten)) + 8;
-        return need;
-      };
+      // Category labels: level and whole when each fits its category, else level
+      // and shortened, else shortened and turned 45° (all shown while a text line
+      // fits per category), else only every 2nd, 5th... one.
+      let full = 0; // widest whole label + margin, CSS px; measured once the canvas exists
+      let short = 0; // the same, shortened
+      let mode = "short"; // "full", "short" or "turned": chosen by `space`, used after
       opts.scales.x = { time: false, range: function () { return [-0.5, n - 0.5]; } };
       opts.axes[0] = {
         incrs: WHOLE_INCRS, // ticks only on whole indices = categories
         grid: { show: false },
         space: function (u, i, min, max, plotWidth) {
-          return plotWidth / n >= labelRoom(u) ? labelRoom(u) : 16;
+          if (!full) {
+            full = textWidth(u, 0, labels) + 6;
+            short = textWidth(u, 0, labels.map(shorten)) + 6;
+          }
+          const per = plotWidth / n;
+          mode = per >= full ? "full" : per >= short ? "short" : "turned";
+          return mode === "full" ? full : mode === "short" ? short : 16;
         },
-        rotate: function (u, values, i, space) { return space < labelRoom(u) ? 45 : 0; },
+        rotate: function () { return mode === "turned" ? 45 : 0; },
         size: function (u, values, i) {
           const axis = u.axes[i];
           if (!values || !axis._rotate) return 50; // uPlot's default
-          return Math.ceil(axis.ticks.size + axis.gap + (labelRoom(u) + 12) * Math.SQRT1_2);
+          return Math.ceil(axis.ticks.size + axis.gap + (short + 12) * Math.SQRT1_2);
         },
         values: function (u, splits) {
-          return splits.map(function (i) { return labels[i] === undefined ? "" : shorten(labels[i]); });
+          return splits.map(function (i) {
+            return labels[i] === undefined ? "" : mode === "full" ? labels[i] : shorten(labels[i]);
+          });
         },
       };
       // Room on the left for the first turned label, beyond what the y axis gives.
