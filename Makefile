@@ -6,7 +6,7 @@ VENV := .venv
 NLU_VENV := .venv-nlu
 COOPBOT := $(VENV)/bin/coopbot
 
-.PHONY: run test setup env model browser fonts lint bench-nlu bench-chat bench-reminders bench-broadcast bench-retrain bench-handout bench-faq clean-env
+.PHONY: run test setup env model browser fonts lint bench-nlu bench-chat bench-reminders bench-broadcast bench-dashboard bench-retrain bench-handout bench-faq clean-env
 
 run: model fonts
 	$(COOPBOT) run
@@ -64,6 +64,9 @@ bench-reminders: env
 
 bench-broadcast: model
 	$(VENV)/bin/python benchmarks/bench_broadcast.py
+
+bench-dashboard: env
+	$(VENV)/bin/python benchmarks/bench_dashboard.py
 
 bench-faq: env
 	$(VENV)/bin/python benchmarks/bench_faq.py

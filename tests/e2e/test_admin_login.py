@@ -58,6 +58,16 @@ def test_quantri_link_logs_staff_in_once_and_logout_all_ends_it(web, monkeypatch
         assert page.status_code == 200
         assert "vai trò cán bộ (staff)" in page.text
         assert page.headers["cache-control"] == "no-store"
+        # Every page a staff member may open works on the running assistant's own stores.
+        for path in ("/admin/topics", "/admin/members", "/admin/broadcasts", "/admin/reminders"):
+            assert client.get(path, params={"days": 90}).status_code == 200, path
+        for path in ("/admin/review", "/admin/models", "/admin/roles"):
+            assert client.get(path).status_code == 403, path
+        _grant(database, STAFF, "admin")
+        for path in ("/admin/review", "/admin/models", "/admin/roles"):
+            response = client.get(path)
+            assert response.status_code == 200 and "vai trò quản trị viên" in response.text, path
+        assert "<h1>Mô hình NLU</h1>" in client.get("/admin/models").text
         # The link works once.
         other = httpx.Client(base_url=url, timeout=60, follow_redirects=False)
         with other:
