@@ -59,14 +59,21 @@ def test_quantri_link_logs_staff_in_once_and_logout_all_ends_it(web, monkeypatch
         assert "vai trò cán bộ (staff)" in page.text
         assert page.headers["cache-control"] == "no-store"
         # Every page a staff member may open works on the running assistant's own stores.
-        for path in ("/admin/topics", "/admin/members", "/admin/broadcasts", "/admin/reminders"):
-            assert client.get(path, params={"days": 90}).status_code == 200, path
-        for path in ("/admin/review", "/admin/models", "/admin/roles"):
-            assert client.get(path).status_code == 403, path
+        for page_path in (
+            "/admin/topics",
+            "/admin/members",
+            "/admin/broadcasts",
+            "/admin/reminders",
+        ):
+            assert client.get(page_path, params={"days": 90}).status_code == 200, page_path
+        for page_path in ("/admin/review", "/admin/models", "/admin/roles"):
+            assert client.get(page_path).status_code == 403, page_path
         _grant(database, STAFF, "admin")
-        for path in ("/admin/review", "/admin/models", "/admin/roles"):
-            response = client.get(path)
-            assert response.status_code == 200 and "vai trò quản trị viên" in response.text, path
+        for page_path in ("/admin/review", "/admin/models", "/admin/roles"):
+            response = client.get(page_path)
+            assert response.status_code == 200 and "vai trò quản trị viên" in response.text, (
+                page_path
+            )
         assert "<h1>Mô hình NLU</h1>" in client.get("/admin/models").text
         # The link works once.
         other = httpx.Client(base_url=url, timeout=60, follow_redirects=False)
