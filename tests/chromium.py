@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,3 +39,15 @@ def headless_chromium(profile: Path, *arguments: str) -> WebDriver:
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+
+
+@contextmanager
+def phone_chromium(profile: Path, width: int = 360, height: int = 780) -> Iterator[WebDriver]:
+    """Headless Chromium emulating a phone screen of ``width`` x ``height`` CSS pixels."""
+    driver = headless_chromium(profile, "--hide-scrollbars")
+    try:
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": True}
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+        yield driver
+    finally:
+        driver.quit()

@@ -14,11 +14,12 @@ in constant time. :class:`NoStore` marks every ``/admin`` response ``no-store``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode
 
@@ -269,14 +270,37 @@ async def download(request: Request) -> Response:
     )
 
 
-async def stop_broadcast(request: Request) -> Response:
+Endpoint = Callable[[Request], Awaitable[Response]]
+Action = Callable[[Request, Staff, dict[str, str]], Awaitable[Response]]
+
+
+def _action(roles: Collection[str]) -> Callable[[Action], Endpoint]:
+    """An admin POST endpoint from ``action(request, staff, form)``.
+
+    The action runs only for a session of one of ``roles`` whose form carries the
+    session's CSRF token; anything else gets the 403 of :func:`require` or
+    :func:`checked_form`.
+    """
+
+    def wrap(action: Action) -> Endpoint:
+        @functools.wraps(action)
+        async def endpoint(request: Request) -> Response:
+            staff = await require(request, roles)
+            if isinstance(staff, Response):
+                return staff
+            form = await checked_form(request, staff)
+            if isinstance(form, Response):
+                return form
+            return await action(request, staff, form)
+
+        return endpoint
+
+    return wrap
+
+
+@_action(STAFF_ROLES)
+async def stop_broadcast(request: Request, staff: Staff, form: dict[str, str]) -> Response:
     """``POST /admin/broadcasts/<id>/stop``: cancel a broadcast's pending messages."""
-    staff = await require(request, STAFF_ROLES)
-    if isinstance(staff, Response):
-        return staff
-    form = await checked_form(request, staff)
-    if isinstance(form, Response):
-        return form
     store = _board(request).broadcasts
     broadcast_id = int(request.path_params["broadcast_id"])
     if store is None:
@@ -294,14 +318,9 @@ async def stop_broadcast(request: Request) -> Response:
     return _back("/admin/broadcasts", "stopped", broadcast_id, dropped)
 
 
-async def rollback(request: Request) -> Response:
+@_action(ADMIN_ONLY)
+async def rollback(request: Request, staff: Staff, form: dict[str, str]) -> Response:
     """``POST /admin/models/rollback``: deploy the previous model (or the form's ``to``)."""
-    staff = await require(request, ADMIN_ONLY)
-    if isinstance(staff, Response):
-        return staff
-    form = await checked_form(request, staff)
-    if isinstance(form, Response):
-        return form
     registry = _board(request).registry
     if registry is None:
         return _back("/admin/models", "off")
@@ -316,14 +335,9 @@ async def rollback(request: Request) -> Response:
     return _back("/admin/models", "rolled_back", version=new.version)
 
 
-async def decide(request: Request) -> Response:
+@_action(ADMIN_ONLY)
+async def decide(request: Request, staff: Staff, form: dict[str, str]) -> Response:
     """``POST /admin/review/<group>``: label a review group with an intent, or set it aside."""
-    staff = await require(request, ADMIN_ONLY)
-    if isinstance(staff, Response):
-        return staff
-    form = await checked_form(request, staff)
-    if isinstance(form, Response):
-        return form
     chat = _board(request).review
     if chat is None:
         return _back("/admin/review", "off")
@@ -383,14 +397,9 @@ def _flash(request: Request) -> str:
         return ""
 
 
-async def logout(request: Request) -> Response:
+@_action(STAFF_ROLES)
+async def logout(request: Request, staff: Staff, form: dict[str, str]) -> Response:
     """``POST /admin/logout``: end the session (the form's CSRF token checked)."""
-    staff = await require(request, STAFF_ROLES)
-    if isinstance(staff, Response):
-        return staff
-    form = await checked_form(request, staff)
-    if isinstance(form, Response):
-        return form
     auth = _auth(request)
     await asyncio.to_thread(auth.store.logout, staff.session_id)
     response = refusal("Bạn đã đăng xuất.", retry=True, status=200)

@@ -22,11 +22,11 @@ from sqlalchemy.engine import Engine
 from bot.store.admin_sessions import AdminSessionStore
 from bot.store.db import create_db_engine, upgrade_db
 from bot.web.server import admin_app
-from tests.chromium import headless_chromium
+from tests.chromium import phone_chromium
 from tests.dashboard_seed import NOW, board_of, seed
 from tests.serving import serve_app
 
-PHONE = {"width": 360, "height": 900, "deviceScaleFactor": 1, "mobile": True}
+WIDTH, HEIGHT = 360, 900  # a phone, in CSS pixels
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +43,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engine
 
 @pytest.fixture(scope="module")
 def phone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
-    driver = headless_chromium(tmp_path_factory.mktemp("chromium-admin"), "--hide-scrollbars")
-    try:
-        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
+    with phone_chromium(tmp_path_factory.mktemp("chromium-admin"), WIDTH, HEIGHT) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def test_login_from_another_site_then_the_overview_with_its_charts(site, phone, tmp_path: Path):
@@ -73,15 +69,15 @@ def test_login_from_another_site_then_the_overview_with_its_charts(site, phone, 
     for chart in charts:
         canvas = chart.find_element(By.TAG_NAME, "canvas")
         assert canvas.size["width"] > 200 and canvas.size["height"] > 100
-        assert chart.rect["x"] + chart.rect["width"] <= PHONE["width"]
+        assert chart.rect["x"] + chart.rect["width"] <= WIDTH
     legend = phone.find_element(By.ID, "chart-questions").text
     assert "Telegram" in legend and "Zalo" in legend and "Web" in legend
     width = phone.execute_script("return document.documentElement.scrollWidth;")
-    assert width <= PHONE["width"]  # tables scroll inside their own box
+    assert width <= WIDTH  # tables scroll inside their own box
 
     shot = Image.open(io.BytesIO(phone.get_screenshot_as_png())).convert("RGB")
     shot.save(tmp_path / "overview.png")
-    assert shot.size == (PHONE["width"], PHONE["height"])
+    assert shot.size == (WIDTH, HEIGHT)
     colours = {shot.getpixel((x, y)) for x in range(0, 360, 4) for y in range(0, 900, 4)}
     assert len(colours) > 20, "the page looks blank"  # text, cards and coloured lines
     problems = [e for e in phone.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
@@ -106,6 +102,6 @@ def test_every_page_draws_without_errors(site, phone):
         }
         assert drawn <= {"1", "empty"}, path
         width = phone.execute_script("return document.documentElement.scrollWidth;")
-        assert width <= PHONE["width"], path
+        assert width <= WIDTH, path
     problems = [e for e in phone.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
     assert problems == []

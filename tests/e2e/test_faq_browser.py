@@ -23,10 +23,10 @@ from bot.app import Knowledge, build_answers
 from bot.settings import Settings
 from bot.web import SecurityHeaders
 from bot.web.faq import faq_routes
-from tests.chromium import headless_chromium
+from tests.chromium import phone_chromium
 from tests.serving import serve_app
 
-PHONE = {"width": 360, "height": 780, "deviceScaleFactor": 1, "mobile": True}
+WIDTH, HEIGHT = 360, 780  # a phone, in CSS pixels
 PAGES = ("/faq", "/faq/so_thanh_vien_toi_thieu", "/luat/17-2023-qh15/33", "/faq?q=von+gop")
 
 
@@ -45,12 +45,8 @@ def faq_url() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def phone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
     """Headless Chromium emulating a 360-px phone."""
-    driver = headless_chromium(tmp_path_factory.mktemp("chromium-faq"), "--hide-scrollbars")
-    try:
-        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
+    with phone_chromium(tmp_path_factory.mktemp("chromium-faq"), WIDTH, HEIGHT) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _width(driver: WebDriver, script: str) -> float:
@@ -61,19 +57,19 @@ def test_pages_fit_a_phone_screen_and_keep_to_the_policy(faq_url, phone, tmp_pat
     for path in PAGES:
         phone.get(f"{faq_url}{path}")
         assert phone.find_element(By.TAG_NAME, "h1").is_displayed()
-        assert _width(phone, "return document.documentElement.scrollWidth;") <= PHONE["width"]
+        assert _width(phone, "return document.documentElement.scrollWidth;") <= WIDTH
         search = phone.find_element(By.ID, "q")
-        assert search.rect["x"] >= 0 and search.rect["x"] + search.rect["width"] <= PHONE["width"]
+        assert search.rect["x"] >= 0 and search.rect["x"] + search.rect["width"] <= WIDTH
         font = _width(phone, "return parseFloat(getComputedStyle(document.body).fontSize);")
         assert font >= 16
         for code in phone.find_elements(By.CSS_SELECTOR, "svg.segno"):
-            assert code.rect["x"] + code.rect["width"] <= PHONE["width"], path
+            assert code.rect["x"] + code.rect["width"] <= WIDTH, path
         shot = Image.open(io.BytesIO(phone.get_screenshot_as_png())).convert("L")
         shot.save(tmp_path / f"{path.strip('/').replace('/', '_').replace('?', '_')}.png")
-        assert shot.size == (PHONE["width"], PHONE["height"])
+        assert shot.size == (WIDTH, HEIGHT)
         dark = sum(shot.histogram()[:100])
         assert dark > 500, f"{path}: nothing drawn"  # text is there
-        margin = shot.crop((PHONE["width"] - 6, 0, PHONE["width"], PHONE["height"]))
+        margin = shot.crop((WIDTH - 6, 0, WIDTH, HEIGHT))
         assert margin.getextrema()[0] > 200, f"{path}: something runs into the right edge"
     refused = [e for e in phone.get_log("browser") if "Content Security Policy" in e["message"]]
     assert refused == []
