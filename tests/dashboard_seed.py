@@ -54,12 +54,15 @@ def seed(engine: Engine, model_dir: Path) -> dict[str, int]:
         "minh": Member(channel="zalo", external_id="minh", chat_id="minh", role="staff",
                        display_name="Minh", province="ha_noi", created_at=utc(9, 1, 1)),
         "m1": Member(channel="telegram", external_id="1", chat_id="1", province="ha_noi",
-                     coop_type="htx_nong_nghiep", created_at=utc(10, 29, 3)),
+                     coop_type="htx_nong_nghiep", created_at=utc(10, 29, 3),
+                     last_seen_at=utc(11, 3, 5)),
         "m2": Member(channel="zalo", external_id="2", chat_id="2", province="can_tho",
-                     coop_type="htx_van_tai", created_at=utc(11, 2, 10)),
-        "m3": Member(channel="web", external_id="3", chat_id="3", created_at=utc(10, 10, 1)),
+                     coop_type="htx_van_tai", created_at=utc(11, 2, 10),
+                     last_seen_at=utc(11, 3, 16, 44)),
+        "m3": Member(channel="web", external_id="3", chat_id="3", created_at=utc(10, 10, 1),
+                     last_seen_at=utc(11, 3, 4)),
         "m4": Member(channel="telegram", external_id="4", chat_id="4", province="ha_noi",
-                     active=False, created_at=utc(11, 1, 3)),
+                     active=False, created_at=utc(11, 1, 3), last_seen_at=utc(10, 20, 1)),
     }  # fmt: skip
     with Session(engine) as session, session.begin():
         session.add_all(people.values())

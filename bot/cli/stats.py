@@ -41,7 +41,7 @@ def render_overview(
     place = f", {province}" if province else ", tất cả tỉnh/thành"
     lines = [
         f"📊 Thống kê {len(days)} ngày ({format_date(days[0])} – {format_date(days[-1])}){place}",
-        f"Câu hỏi: {outcomes.questions:,} · Thành viên đã hỏi: {active:,} · "
+        f"Câu hỏi: {outcomes.questions:,} · Thành viên đã dùng: {active:,} · "
         f"👍 {outcomes.thumbs_up:,} · 👎 {outcomes.thumbs_down:,}",
         "",
         "Kết quả trả lời:",

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -40,6 +41,8 @@ __all__ = [
     "ShareOpen",
     "TrainingRegistration",
     "TrainingSession",
+    "UsageDay",
+    "UsageDaySettled",
     "WebPush",
     "create_db_engine",
     "current_revision",
@@ -113,7 +116,7 @@ class Member(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
-    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
     # A trainer's (staff's, admin's) code in their share links, made on first use (``shares``).
     trainer_code: Mapped[str | None] = mapped_column(String(12))
 
@@ -136,6 +139,35 @@ class MessageLog(Base):
     feedback: Mapped[str | None] = mapped_column(String(10))
     feedback_at: Mapped[dt.datetime | None] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+
+
+class UsageDay(Base):
+    """The logged messages and hand-overs of one settled Vietnam day, counted once.
+
+    The dashboard's rollup (:mod:`bot.store.stats`): one row per day, the member's
+    province ("" for none), channel, kind (``handover`` for hand-overs, channel "")
+    and entry ("" for none), with the count and the 👍/👎 among them.
+    """
+
+    __tablename__ = "usage_days"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    province: Mapped[str] = mapped_column(String(40), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    entry_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    messages: Mapped[int] = mapped_column(Integer)
+    thumbs_up: Mapped[int] = mapped_column(Integer)
+    thumbs_down: Mapped[int] = mapped_column(Integer)
+
+
+class UsageDaySettled(Base):
+    """A day whose ``usage_days`` rows are written (the guard against counting it twice)."""
+
+    __tablename__ = "usage_days_settled"
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    counted_at: Mapped[dt.datetime] = mapped_column()
 
 
 class ReminderSubscription(Base):

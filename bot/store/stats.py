@@ -13,18 +13,39 @@ from the menu); 👍/👎 are counted on every logged message, browsed entries i
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Date, Select, String, case, cast, func, literal, select, union_all
+from sqlalchemy import (
+    Date,
+    Select,
+    String,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+)
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
-from bot.clock import VIETNAM, aware
-from bot.store.db import Broadcast, Handover, Member, MessageLog, OutboxMessage
+from bot.clock import VIETNAM, aware, utcnow
+from bot.store.db import (
+    Broadcast,
+    Handover,
+    Member,
+    MessageLog,
+    OutboxMessage,
+    UsageDay,
+    UsageDaySettled,
+)
 
 __all__ = [
     "BROWSE",
@@ -49,6 +70,7 @@ __all__ = [
     "outcomes",
     "questions_per_day",
     "reminder_deliveries",
+    "settle",
     "staff_members",
     "top_entries",
 ]
@@ -66,6 +88,8 @@ OUTCOMES: Final = (
     HANDOVER,
 )
 MEMBER_FIELDS: Final = ("province", "coop_type", "channel")
+# Today and yesterday (Vietnam) are read from the log itself; older days from the rollup.
+LIVE_DAYS: Final = 2
 _REMINDER_KINDS: Final = ("deadline", "session", "session_change", "session_after")
 
 
@@ -218,33 +242,52 @@ def questions_per_day(
     engine: Engine, since: dt.datetime, until: dt.datetime, province: str | None = None
 ) -> tuple[ChannelDay, ...]:
     """Questions per Vietnam day and channel, by day then channel (days without any: absent)."""
+    settled, live_since = _settled(engine, since, until)
+    counts: Counter[tuple[dt.date, str]] = Counter()
+    if settled:
+        n = func.sum(UsageDay.messages)
+        rolled = _rolled(select(UsageDay.day, UsageDay.channel, n), settled, province)
+        rolled = rolled.where(UsageDay.kind.not_in((BROWSE, HANDOVER)))
+        for d, channel, count in _all(engine, rolled.group_by(UsageDay.day, UsageDay.channel)):
+            counts[(_date(d), channel)] += int(count)
     day = local_day(MessageLog.created_at).label("day")
     query = _questions(
-        select(day, MessageLog.channel, func.count()), since, until, province
+        select(day, MessageLog.channel, func.count()), live_since, until, province
     ).group_by(day, MessageLog.channel)
-    rows = _all(engine, query.order_by(day, MessageLog.channel))
-    return tuple(ChannelDay(_date(d), channel, n) for d, channel, n in rows)
+    for d, channel, count in _all(engine, query):
+        counts[(_date(d), channel)] += int(count)
+    return tuple(ChannelDay(d, channel, n) for (d, channel), n in sorted(counts.items()))
 
 
 def outcomes(
     engine: Engine, since: dt.datetime, until: dt.datetime, province: str | None = None
 ) -> Outcomes:
     """Questions per answer kind, hand-overs opened, and 👍/👎, in the window."""
+    settled, live_since = _settled(engine, since, until)
     up = func.coalesce(func.sum(case((MessageLog.feedback == "up", 1), else_=0)), 0)
     down = func.coalesce(func.sum(case((MessageLog.feedback == "down", 1), else_=0)), 0)
     kinds = _window(
-        select(MessageLog.kind, func.count(), up, down), MessageLog, since, until, province
+        select(MessageLog.kind, func.count(), up, down), MessageLog, live_since, until, province
     ).group_by(MessageLog.kind)
     handovers = _window(
         select(cast(literal(HANDOVER), String(20)), func.count(), literal(0), literal(0)),
         Handover,
-        since,
+        live_since,
         until,
         province,
     )
+    rows = _all(engine, union_all(kinds, handovers))
+    if settled:
+        sums = (
+            func.sum(UsageDay.messages),
+            func.sum(UsageDay.thumbs_up),
+            func.sum(UsageDay.thumbs_down),
+        )
+        rolled = _rolled(select(UsageDay.kind, *sums), settled, province)
+        rows += _all(engine, rolled.group_by(UsageDay.kind))
     counts = dict.fromkeys(OUTCOMES, 0)
     thumbs_up = thumbs_down = 0
-    for kind, n, kind_up, kind_down in _all(engine, union_all(kinds, handovers)):
+    for kind, n, kind_up, kind_down in rows:
         thumbs_up += int(kind_up)
         thumbs_down += int(kind_down)
         if kind != BROWSE:
@@ -255,10 +298,16 @@ def outcomes(
 def active_members(
     engine: Engine, since: dt.datetime, until: dt.datetime, province: str | None = None
 ) -> int:
-    """How many members asked at least one question in the window."""
-    query = _questions(
-        select(func.count(func.distinct(MessageLog.member_id))), since, until, province
+    """How many members used the assistant (wrote, pressed, asked) since ``since``.
+
+    Read from each member's last contact (indexed), not from the log: for a window
+    that ends now, as every dashboard window does, that is the members active in it.
+    """
+    query = select(func.count()).where(
+        Member.last_seen_at >= aware(since), Member.last_seen_at < aware(until)
     )
+    if province is not None:
+        query = query.where(Member.province == province)
     with engine.connect() as connection:
         return int(connection.scalar(query) or 0)
 
@@ -274,12 +323,19 @@ def top_entries(
 
     ``limit=None``: every entry answered in the window.
     """
-    n = func.count().label("n")
-    query = _questions(select(MessageLog.entry_id, n), since, until, province)
+    settled, live_since = _settled(engine, since, until)
+    counts: Counter[str] = Counter()
+    if settled:
+        rolled = _rolled(select(UsageDay.entry_id, func.sum(UsageDay.messages)), settled, province)
+        rolled = rolled.where(UsageDay.entry_id != "", UsageDay.kind.not_in((BROWSE, HANDOVER)))
+        for entry, n in _all(engine, rolled.group_by(UsageDay.entry_id)):
+            counts[entry] += int(n)
+    query = _questions(select(MessageLog.entry_id, func.count()), live_since, until, province)
     query = query.where(MessageLog.entry_id.is_not(None)).group_by(MessageLog.entry_id)
-    query = query.order_by(n.desc(), MessageLog.entry_id)
-    rows = _all(engine, query if limit is None else query.limit(limit))
-    return tuple(Count(entry, count) for entry, count in rows)
+    for entry, n in _all(engine, query):
+        counts[entry] += int(n)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return tuple(Count(entry, n) for entry, n in ranked[:limit])
 
 
 def members_by(engine: Engine, field: str, province: str | None = None) -> tuple[Count, ...]:
@@ -386,6 +442,121 @@ def reminder_deliveries(
     columns = (OutboxMessage.kind, OutboxMessage.ref, OutboxMessage.status)
     rows = _all(engine, query.group_by(*columns).order_by(*columns))
     return tuple(DeliveryCount(kind, ref, status, n) for kind, ref, status, n in rows)
+
+
+def _settled(
+    engine: Engine, since: dt.datetime, until: dt.datetime
+) -> tuple[tuple[dt.date, dt.date] | None, dt.datetime]:
+    """How to read [since, until): settled days from the rollup, the rest from the log.
+
+    Answers the settled days (first, last), or None, and the moment from which the
+    log itself is read.
+    A day is settled once it is ``LIVE_DAYS`` days behind ``until``'s day (late 👍/👎
+    land on yesterday's answers); the rollup holds each settled day counted once, made
+    here on first need. A window not starting at a Vietnam midnight is read live.
+    """
+    start = aware(since).astimezone(VIETNAM)
+    live_day = aware(until).astimezone(VIETNAM).date() - dt.timedelta(days=LIVE_DAYS - 1)
+    if start.time() != dt.time() or start.date() >= live_day:
+        return None, since
+    first, last = start.date(), live_day - dt.timedelta(days=1)
+    settle(engine, first, last)
+    return (first, last), _midnight(live_day)
+
+
+def settle(engine: Engine, first: dt.date, last: dt.date) -> int:
+    """Counts the days from ``first`` to ``last`` not yet in the rollup; returns how many.
+
+    Each day is one transaction that first claims the day in ``usage_days_settled``: a
+    day another process counted meanwhile is left to it.
+    """
+    with engine.connect() as connection:
+        done = set(
+            map(
+                _date,
+                connection.scalars(
+                    select(UsageDaySettled.day).where(UsageDaySettled.day.between(first, last))
+                ),
+            )
+        )
+    counted = 0
+    day = first
+    while day <= last:
+        if day not in done:
+            counted += _settle_day(engine, day)
+        day += dt.timedelta(days=1)
+    return counted
+
+
+def _settle_day(engine: Engine, day: dt.date) -> int:
+    start = _midnight(day)
+    end = start + dt.timedelta(days=1)
+    on_day = literal(day, Date())
+    up = func.coalesce(func.sum(case((MessageLog.feedback == "up", 1), else_=0)), 0)
+    down = func.coalesce(func.sum(case((MessageLog.feedback == "down", 1), else_=0)), 0)
+    messages = (
+        select(
+            on_day,
+            func.coalesce(Member.province, ""),
+            MessageLog.channel,
+            MessageLog.kind,
+            func.coalesce(MessageLog.entry_id, ""),
+            func.count(),
+            up,
+            down,
+        )
+        .select_from(MessageLog)
+        .join(Member, Member.id == MessageLog.member_id)
+        .where(MessageLog.created_at >= start, MessageLog.created_at < end)
+        .group_by(Member.province, MessageLog.channel, MessageLog.kind, MessageLog.entry_id)
+    )
+    handovers = (
+        select(
+            on_day,
+            func.coalesce(Member.province, ""),
+            literal("", String(20)),
+            literal(HANDOVER, String(20)),
+            literal("", String(40)),
+            func.count(),
+            literal(0),
+            literal(0),
+        )
+        .select_from(Handover)
+        .join(Member, Member.id == Handover.member_id)
+        .where(Handover.created_at >= start, Handover.created_at < end)
+        .group_by(Member.province)
+    )
+    columns = [
+        "day",
+        "province",
+        "channel",
+        "kind",
+        "entry_id",
+        "messages",
+        "thumbs_up",
+        "thumbs_down",
+    ]
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(UsageDaySettled).values(day=day, counted_at=utcnow()))
+            connection.execute(insert(UsageDay).from_select(columns, messages))
+            connection.execute(insert(UsageDay).from_select(columns, handovers))
+    except IntegrityError:  # another process counted the day first
+        return 0
+    return 1
+
+
+def _rolled(
+    query: Select[Any], settled: tuple[dt.date, dt.date], province: str | None
+) -> Select[Any]:
+    """``query`` over the rollup's rows of the settled days (of ``province``)."""
+    query = query.where(UsageDay.day.between(*settled))
+    return query if province is None else query.where(UsageDay.province == province)
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    """The first moment of a Vietnam day, in UTC."""
+    return dt.datetime.combine(day, dt.time(), VIETNAM).astimezone(dt.UTC)
 
 
 def _questions(

@@ -359,7 +359,7 @@ def overview(board: Dashboard, query: Query, staff: Staff) -> PageData:
     return PageData(
         cards=[
             Card("Câu hỏi", number(result.questions)),
-            Card("Thành viên đã hỏi", number(active)),
+            Card("Thành viên đã dùng", number(active)),
             Card("Trả lời từ mục hỏi đáp", percent(result.share("entry"))),
             Card("👍 Hữu ích", number(result.thumbs_up)),
             Card("👎 Chưa hữu ích", number(result.thumbs_down)),

@@ -78,7 +78,7 @@ def test_overview_figures(dashboard) -> None:
         ["2026-10-28", "1", "0", "0", "1"],
     ]
     page = client.get("/admin?days=7").text
-    cards = [("Câu hỏi", "7"), ("Thành viên đã hỏi", "3"), ("👍 Hữu ích", "3"),
+    cards = [("Câu hỏi", "7"), ("Thành viên đã dùng", "3"), ("👍 Hữu ích", "3"),
              ("👎 Chưa hữu ích", "1"), ("Chuyển cán bộ", "1"),
              ("Trả lời từ mục hỏi đáp", "42,9 %")]  # fmt: skip
     for label, value in cards:

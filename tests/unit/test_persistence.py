@@ -41,6 +41,8 @@ TABLES = {
     "apscheduler_jobs",
     "broadcasts",
     "nlu_models",
+    "usage_days",
+    "usage_days_settled",
 }
 
 
@@ -59,7 +61,7 @@ def _log(store: MessageLogStore, member_id: int, text: str = "htx can bao nhieu 
 
 
 def test_migrations_match_the_models_and_go_both_ways(db_engine):
-    assert current_revision(db_engine) == "0010"
+    assert current_revision(db_engine) == "0011"
     assert set(inspect(db_engine).get_table_names()) >= TABLES
     with db_engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
@@ -68,7 +70,7 @@ def test_migrations_match_the_models_and_go_both_ways(db_engine):
     assert not TABLES & set(inspect(db_engine).get_table_names())
     upgrade_db(db_engine)
     upgrade_db(db_engine)  # idempotent: start-up runs it every time
-    assert current_revision(db_engine) == "0010"
+    assert current_revision(db_engine) == "0011"
 
 
 def test_member_is_created_once_and_refreshed(db_engine):

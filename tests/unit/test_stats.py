@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
@@ -26,6 +27,8 @@ from bot.store.db import (
     Member,
     MessageLog,
     OutboxMessage,
+    UsageDay,
+    UsageDaySettled,
     create_db_engine,
     upgrade_db,
 )
@@ -45,14 +48,18 @@ def seed(engine: Engine) -> dict[str, int]:
     """The hand-counted fixture; returns the members' ids by name."""
     members = {
         "m1": Member(channel="telegram", external_id="1", chat_id="1", province="ha_noi",
-                     coop_type="htx_nong_nghiep", created_at=utc(10, 20, 3)),
+                     coop_type="htx_nong_nghiep", created_at=utc(10, 20, 3),
+                     last_seen_at=utc(11, 3, 16, 30)),
         "m2": Member(channel="zalo", external_id="2", chat_id="2", province="ha_noi",
-                     coop_type="htx_van_tai", created_at=utc(11, 2, 10)),
+                     coop_type="htx_van_tai", created_at=utc(11, 2, 10),
+                     last_seen_at=utc(11, 2, 5)),
         "m3": Member(channel="telegram", external_id="3", chat_id="3", province="can_tho",
-                     coop_type="htx_nong_nghiep", created_at=utc(11, 3, 16, 59, 59)),
+                     coop_type="htx_nong_nghiep", created_at=utc(11, 3, 16, 59, 59),
+                     last_seen_at=utc(11, 3, 10)),
         "m4": Member(channel="web", external_id="4", chat_id="4", active=False,
-                     created_at=utc(11, 1, 3)),
-        "m5": Member(channel="web", external_id="5", chat_id="5", created_at=utc(10, 31, 16)),
+                     created_at=utc(11, 1, 3), last_seen_at=utc(10, 30, 1)),
+        "m5": Member(channel="web", external_id="5", chat_id="5", created_at=utc(10, 31, 16),
+                     last_seen_at=utc(11, 3, 17)),  # at the window's end: after it
     }  # fmt: skip
     with Session(engine) as session, session.begin():
         session.add_all(members.values())
@@ -263,7 +270,7 @@ def test_cli_prints_the_overview_with_sparklines(cli_database: Engine) -> None:
     code, out, err = run_stats("--days", "3")
     assert (code, err) == (0, "")
     assert "📊 Thống kê 3 ngày" in out
-    assert "Câu hỏi: 6 · Thành viên đã hỏi: 2 · 👍 2 · 👎 1" in out
+    assert "Câu hỏi: 6 · Thành viên đã dùng: 2 · 👍 2 · 👎 1" in out
     assert "Trả lời từ mục hỏi đáp" in out and "50.0%" in out
     telegram = next(line for line in out.splitlines() if line.strip().startswith("Telegram"))
     assert "▆▁█" in telegram and "tổng 5" in telegram
@@ -272,7 +279,7 @@ def test_cli_prints_the_overview_with_sparklines(cli_database: Engine) -> None:
 
     code, out, err = run_stats("--days", "3", "--province", "Hà Nội")
     assert code == 0 and "Hà Nội" in out
-    assert "Câu hỏi: 5 · Thành viên đã hỏi: 1 · 👍 1 · 👎 1" in out
+    assert "Câu hỏi: 5 · Thành viên đã dùng: 1 · 👍 1 · 👎 1" in out
     assert "Zalo" not in out
 
 
@@ -282,3 +289,27 @@ def test_cli_refuses_an_unknown_province_and_bad_days(cli_database: Engine) -> N
     assert "không có tỉnh/thành “Atlantis”" in err
     code, _, err = run_stats("--days", "0")
     assert code == 2 and "--days phải từ 1" in err
+
+
+def test_settled_days_are_counted_once_and_the_last_two_read_live(seeded: Engine) -> None:
+    # The window [01/11, 04/11): 01/11 and 02/11 are settled (read from usage_days), 03/11
+    # and what follows are read from the log itself.
+    before = st.outcomes(seeded, SINCE, UNTIL)
+    with Session(seeded) as session:
+        assert session.scalar(select(func.count()).select_from(UsageDaySettled)) == 2
+        rolled = session.scalar(
+            select(func.sum(UsageDay.messages)).where(UsageDay.kind != "browse")
+        )
+    assert rolled == 2 + 2 + 1  # 01/11: two questions; 02/11: two and a hand-over (no browse)
+    assert st.settle(seeded, NOV[1], NOV[2]) == 0  # already counted: nothing twice
+    assert st.outcomes(seeded, SINCE, UNTIL) == before
+    with Session(seeded) as session, session.begin():
+        member = session.scalars(select(Member).where(Member.external_id == "1")).one()
+        for at in (utc(11, 1, 5), utc(11, 3, 5)):  # a settled day, a live one
+            session.add(MessageLog(member_id=member.id, channel="telegram", text="?",
+                                   kind="fallback", created_at=at))  # fmt: skip
+    after = st.outcomes(seeded, SINCE, UNTIL)
+    assert after.counts["fallback"] == before.counts["fallback"] + 1  # the live day's only
+    # A window that does not start at a Vietnam midnight is read from the log alone.
+    live = st.outcomes(seeded, SINCE + dt.timedelta(seconds=1), UNTIL)
+    assert live.counts["fallback"] == before.counts["fallback"] + 2
