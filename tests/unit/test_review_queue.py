@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import random
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,15 @@ from sqlalchemy.engine import Engine
 
 from bot.answers import AnswerService
 from bot.handlers.review import ReviewChat
-from bot.nlu_model.review_queue import ReviewLog, ReviewQueue, similar, words
+from bot.nlu_model.review_queue import (
+    SIMILARITY,
+    ReviewLog,
+    ReviewQueue,
+    _clusters,
+    _Row,
+    similar,
+    words,
+)
 from bot.store.db import ReviewQuestion
 from bot.store.members import MemberStore
 from nlu.build import TEST_DIR, TRAIN_DIR, fingerprint, load_examples, training_set
@@ -288,3 +297,42 @@ def test_strip_invisible_keeps_vietnamese_newlines_and_emoji():
     assert strip_invisible(text) == text
     assert strip_invisible("\u2066Lớp\u2069 \u202etập huấn\u200b\x07") == "Lớp tập huấn"
     assert strip_invisible("a\u00adb\u2060c\x00") == "abc"
+
+
+def test_grouping_compares_only_clusters_that_can_match_yet_finds_the_same_groups():
+    def naive(rows):  # every row against the first row of every cluster
+        clusters = []
+        for row in rows:
+            scores = [similar(row.words, c[0].words) for c in clusters]
+            best = max(range(len(scores)), key=lambda i: (scores[i], -i), default=None)
+            if best is not None and scores[best] >= SIMILARITY:
+                clusters[best].append(row)
+            else:
+                clusters.append([row])
+        return [[r.id for r in c] for c in clusters]
+
+    rng = random.Random(7)
+    vocabulary = [
+        "htx",
+        "von",
+        "gop",
+        "thanh",
+        "vien",
+        "thue",
+        "dang",
+        "ky",
+        "giai",
+        "the",
+        "loi",
+        "nhuan",
+        "quy",
+        "dat",
+    ]
+    when = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    rows = []
+    for i in range(600):
+        text = " ".join(rng.sample(vocabulary, rng.randint(0, 5))) or "?"
+        rows.append(_Row(i, text, words(text), "unsure", (), "open", when))
+    found = [[r.id for r in c] for c in _clusters(rows)]
+    assert found == naive(rows)
+    assert 20 < len(found) < 500  # groups formed, and not all in one
