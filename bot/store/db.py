@@ -30,6 +30,7 @@ from bot.store.engine import create_db_engine, current_revision, downgrade_db, u
 __all__ = [
     "Base",
     "Broadcast",
+    "BroadcastTally",
     "Handover",
     "InboxEvent",
     "Member",
@@ -366,6 +367,23 @@ class Broadcast(Base):
     created_by: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class BroadcastTally(Base):
+    """A finished broadcast's messages per Vietnam day and final state, counted once.
+
+    The dashboard's rollup (:mod:`bot.store.stats`): a message counts on the day it was
+    sent, else on the day it was queued.
+    """
+
+    __tablename__ = "broadcast_tallies"
+
+    broadcast_id: Mapped[int] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    status: Mapped[str] = mapped_column(String(12), primary_key=True)
+    messages: Mapped[int] = mapped_column(Integer)
 
 
 class NLUModel(Base):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -39,6 +40,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from bot.clock import VIETNAM, aware, utcnow
 from bot.store.db import (
     Broadcast,
+    BroadcastTally,
     Handover,
     Member,
     MessageLog,
@@ -60,9 +62,9 @@ __all__ = [
     "StaffMember",
     "WeekCount",
     "active_members",
-    "broadcast_days",
     "broadcast_deliveries",
     "days_window",
+    "delivery_days",
     "local_day",
     "local_week",
     "members_by",
@@ -90,6 +92,8 @@ OUTCOMES: Final = (
 MEMBER_FIELDS: Final = ("province", "coop_type", "channel")
 # Today and yesterday (Vietnam) are read from the log itself; older days from the rollup.
 LIVE_DAYS: Final = 2
+# A broadcast finished this long ago has no message left on its way: its tally is final.
+SETTLE_AFTER: Final = dt.timedelta(minutes=15)
 _REMINDER_KINDS: Final = ("deadline", "session", "session_change", "session_after")
 
 
@@ -189,14 +193,22 @@ class WeekCount:
 
 @dataclass(frozen=True, slots=True)
 class BroadcastDelivery:
-    """One broadcast and its recipients' delivery states."""
+    """One broadcast and its messages per (Vietnam day, delivery state)."""
 
     id: int
     segment: str  # JSON, as stored
     recipients: int
     status: str
     created_at: dt.datetime
-    counts: dict[str, int]
+    by_day: dict[tuple[dt.date, str], int]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Messages per delivery state."""
+        total: Counter[str] = Counter()
+        for (_, status), n in self.by_day.items():
+            total[status] += n
+        return dict(total)
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,8 +380,12 @@ def new_members_per_week(
 def broadcast_deliveries(
     engine: Engine, since: dt.datetime, until: dt.datetime
 ) -> tuple[BroadcastDelivery, ...]:
-    """The broadcasts created in the window, newest first, with their outbox rows per state."""
-    ref = cast(Broadcast.id, String(40))
+    """The broadcasts created in the window, newest first, with their messages by state and day.
+
+    A broadcast finished (done or stopped) ``SETTLE_AFTER`` ago is counted once into
+    ``broadcast_tallies`` and read from there; the others from the outbox (indexed by
+    kind and ref).
+    """
     query = (
         select(
             Broadcast.id,
@@ -377,42 +393,85 @@ def broadcast_deliveries(
             Broadcast.recipients,
             Broadcast.status,
             Broadcast.created_at,
-            OutboxMessage.status,
-            func.count(OutboxMessage.id),
+            Broadcast.finished_at,
         )
-        .outerjoin(OutboxMessage, (OutboxMessage.kind == "broadcast") & (OutboxMessage.ref == ref))
         .where(Broadcast.created_at >= aware(since), Broadcast.created_at < aware(until))
-        .group_by(Broadcast.id, OutboxMessage.status)
         .order_by(Broadcast.id.desc())
     )
-    found: dict[int, BroadcastDelivery] = {}
-    for id_, segment, recipients, status, created_at, state, n in _all(engine, query):
-        item = found.setdefault(
-            id_, BroadcastDelivery(id_, segment, recipients, status, aware(created_at), {})
+    found = _all(engine, query)
+    settled_before = utcnow() - SETTLE_AFTER
+    finished = {
+        row.id
+        for row in found
+        if row.status in ("done", "cancelled")
+        and row.finished_at is not None
+        and aware(row.finished_at) <= settled_before
+    }
+    by_day: dict[int, dict[tuple[dt.date, str], int]] = {row.id: {} for row in found}
+    tallied: set[int] = set()
+    if finished:
+        untallied = finished - {row[0] for row in _tally_rows(engine, finished)}
+        for broadcast_id in untallied:
+            _tally(engine, broadcast_id)
+        for broadcast_id, day, status, n in _tally_rows(engine, finished):
+            by_day[broadcast_id][(_date(day), status)] = int(n)
+            tallied.add(broadcast_id)
+    # Running ones, and finished ones not tallied (none sent, or a message on its way).
+    live = [str(row.id) for row in found if row.id not in tallied]
+    if live:
+        day = local_day(func.coalesce(OutboxMessage.sent_at, OutboxMessage.created_at))
+        rows = _all(
+            engine,
+            select(OutboxMessage.ref, day, OutboxMessage.status, func.count())
+            .where(OutboxMessage.kind == "broadcast", OutboxMessage.ref.in_(live))
+            .group_by(OutboxMessage.ref, day, OutboxMessage.status),
         )
-        if state is not None:
-            item.counts[state] = int(n)
-    return tuple(found.values())
-
-
-def broadcast_days(engine: Engine, since: dt.datetime, until: dt.datetime) -> tuple[DayStatus, ...]:
-    """Broadcast messages queued in the window per Vietnam day and delivery state.
-
-    A message counts on the day it was sent; one not sent (pending, blocked, failed,
-    dropped) on the day it was queued.
-    """
-    day = local_day(func.coalesce(OutboxMessage.sent_at, OutboxMessage.created_at)).label("day")
-    query = (
-        select(day, OutboxMessage.status, func.count())
-        .where(
-            OutboxMessage.kind == "broadcast",
-            OutboxMessage.created_at >= aware(since),
-            OutboxMessage.created_at < aware(until),
+        for ref, d, status, n in rows:
+            by_day[int(ref)][(_date(d), status)] = int(n)
+    return tuple(
+        BroadcastDelivery(
+            row.id, row.segment, row.recipients, row.status, aware(row.created_at), by_day[row.id]
         )
-        .group_by(day, OutboxMessage.status)
-        .order_by(day, OutboxMessage.status)
+        for row in found
     )
-    return tuple(DayStatus(_date(d), status, n) for d, status, n in _all(engine, query))
+
+
+def delivery_days(deliveries: Iterable[BroadcastDelivery]) -> tuple[DayStatus, ...]:
+    """The broadcasts' messages per Vietnam day and state (sent: the day sent; else queued)."""
+    total: Counter[tuple[dt.date, str]] = Counter()
+    for delivery in deliveries:
+        total.update(delivery.by_day)
+    return tuple(DayStatus(day, status, n) for (day, status), n in sorted(total.items()))
+
+
+def _tally_rows(engine: Engine, ids: Collection[int]) -> list[Any]:
+    tally = BroadcastTally
+    query = select(tally.broadcast_id, tally.day, tally.status, tally.messages)
+    return _all(engine, query.where(tally.broadcast_id.in_(tuple(ids))))
+
+
+def _tally(engine: Engine, broadcast_id: int) -> None:
+    """Counts a finished broadcast into ``broadcast_tallies``.
+
+    Nothing is written while one of its messages is still on its way, or when another
+    process counted it first.
+    """
+    mine = (OutboxMessage.kind == "broadcast") & (OutboxMessage.ref == str(broadcast_id))
+    day = local_day(func.coalesce(OutboxMessage.sent_at, OutboxMessage.created_at))
+    counted = (
+        select(literal(broadcast_id), day, OutboxMessage.status, func.count())
+        .where(mine)
+        .group_by(day, OutboxMessage.status)
+    )
+    on_the_way = select(func.count()).where(mine, OutboxMessage.status.in_(("pending", "sending")))
+    try:
+        with engine.begin() as connection:
+            if connection.scalar(on_the_way):
+                return
+            columns = ["broadcast_id", "day", "status", "messages"]
+            connection.execute(insert(BroadcastTally).from_select(columns, counted))
+    except IntegrityError:
+        return
 
 
 def staff_members(engine: Engine) -> tuple[StaffMember, ...]:

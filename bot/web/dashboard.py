@@ -543,7 +543,7 @@ def members(board: Dashboard, query: Query, staff: Staff) -> PageData:
 def broadcasts(board: Dashboard, query: Query, staff: Staff) -> PageData:
     """Each broadcast of the window with its deliveries; deliveries per day by state."""
     items = stats.broadcast_deliveries(board.engine, query.since, query.until)
-    days = stats.broadcast_days(board.engine, query.since, query.until)
+    days = stats.delivery_days(items)
     day_list = query.day_list()
     by_day = {(d.day, d.status): d.count for d in days}
     statuses = [s for s in _DELIVERY_ORDER if any(d.status == s for d in days)]

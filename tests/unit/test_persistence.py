@@ -43,6 +43,7 @@ TABLES = {
     "nlu_models",
     "usage_days",
     "usage_days_settled",
+    "broadcast_tallies",
 }
 
 

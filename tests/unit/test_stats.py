@@ -13,16 +13,17 @@ from pathlib import Path
 
 import pytest
 import typer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from bot.cli.stats import sparkline, stats
-from bot.clock import utcnow
+from bot.clock import VIETNAM, utcnow
 from bot.store import stats as st
 from bot.store.db import (
     Broadcast,
+    BroadcastTally,
     Handover,
     Member,
     MessageLog,
@@ -313,3 +314,44 @@ def test_settled_days_are_counted_once_and_the_last_two_read_live(seeded: Engine
     # A window that does not start at a Vietnam midnight is read from the log alone.
     live = st.outcomes(seeded, SINCE + dt.timedelta(seconds=1), UNTIL)
     assert live.counts["fallback"] == before.counts["fallback"] + 2
+
+
+def test_finished_broadcasts_are_tallied_once_running_ones_read_live(seeded: Engine) -> None:
+    def counts() -> dict[int, dict[str, int]]:
+        return {b.id: b.counts for b in st.broadcast_deliveries(seeded, SINCE, UNTIL)}
+
+    assert counts() == {3: {}, 1: {"sent": 1, "blocked": 1, "failed": 1}}  # 1 is sending
+    with Session(seeded) as session, session.begin():
+        session.execute(
+            update(Broadcast)
+            .where(Broadcast.id == 1)
+            .values(status="done", finished_at=utcnow() - dt.timedelta(hours=1))
+        )
+    assert counts()[1] == {"sent": 1, "blocked": 1, "failed": 1}
+    with Session(seeded) as session, session.begin():
+        assert session.scalar(select(func.sum(BroadcastTally.messages))) == 3
+        # A change to the outbox after the tally is not seen: a finished broadcast is final.
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.status == "failed").values(status="sent")
+        )
+    assert counts()[1] == {"sent": 1, "blocked": 1, "failed": 1}
+    days = st.delivery_days(st.broadcast_deliveries(seeded, SINCE, UNTIL))
+    assert {(d.status, d.count) for d in days} == {("sent", 1), ("blocked", 1), ("failed", 1)}
+    assert {d.day for d in days} == {utcnow().astimezone(VIETNAM).date()}  # queued today
+
+
+def test_a_broadcast_with_messages_on_their_way_is_not_tallied(seeded: Engine) -> None:
+    with Session(seeded) as session, session.begin():
+        session.execute(
+            update(Broadcast)
+            .where(Broadcast.id == 1)
+            .values(status="cancelled", finished_at=utcnow() - dt.timedelta(hours=1))
+        )
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.status == "failed").values(status="sending")
+        )
+    assert {b.id: b.counts for b in st.broadcast_deliveries(seeded, SINCE, UNTIL)}[1] == {
+        "sent": 1, "blocked": 1, "sending": 1,
+    }  # fmt: skip
+    with Session(seeded) as session:
+        assert session.scalar(select(func.count()).select_from(BroadcastTally)) == 0

@@ -1,4 +1,4 @@
-"""The dashboard's rollup of settled days (usage_days), and members by last seen.
+"""The dashboard's rollups (usage_days, broadcast_tallies) and members by last seen.
 
 Revision ID: 0011
 Revises: 0010
@@ -33,10 +33,23 @@ def upgrade() -> None:
         sa.Column("day", sa.Date(), primary_key=True),
         sa.Column("counted_at", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_table(
+        "broadcast_tallies",
+        sa.Column(
+            "broadcast_id",
+            sa.Integer(),
+            sa.ForeignKey("broadcasts.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("day", sa.Date(), primary_key=True),
+        sa.Column("status", sa.String(12), primary_key=True),
+        sa.Column("messages", sa.Integer(), nullable=False),
+    )
     op.create_index("ix_members_last_seen_at", "members", ["last_seen_at"])
 
 
 def downgrade() -> None:
+    op.drop_table("broadcast_tallies")
     op.drop_index("ix_members_last_seen_at", table_name="members")
     op.drop_table("usage_days_settled")
     op.drop_table("usage_days")
