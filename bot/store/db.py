@@ -31,6 +31,7 @@ __all__ = [
     "Base",
     "Broadcast",
     "BroadcastTally",
+    "EntryDay",
     "Handover",
     "InboxEvent",
     "Member",
@@ -146,8 +147,8 @@ class UsageDay(Base):
     """The logged messages and hand-overs of one settled Vietnam day, counted once.
 
     The dashboard's rollup (:mod:`bot.store.stats`): one row per day, the member's
-    province ("" for none), channel, kind (``handover`` for hand-overs, channel "")
-    and entry ("" for none), with the count and the 👍/👎 among them.
+    province ("" for none), channel and kind (``handover`` for hand-overs, channel ""),
+    with the count and the 👍/👎 among them.
     """
 
     __tablename__ = "usage_days"
@@ -156,10 +157,23 @@ class UsageDay(Base):
     province: Mapped[str] = mapped_column(String(40), primary_key=True)
     channel: Mapped[str] = mapped_column(String(20), primary_key=True)
     kind: Mapped[str] = mapped_column(String(20), primary_key=True)
-    entry_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     messages: Mapped[int] = mapped_column(Integer)
     thumbs_up: Mapped[int] = mapped_column(Integer)
     thumbs_down: Mapped[int] = mapped_column(Integer)
+
+
+class EntryDay(Base):
+    """The questions answered with each entry on one settled Vietnam day, counted once.
+
+    Per the member's province ("" for none), and once more for all of them under "*".
+    """
+
+    __tablename__ = "entry_days"
+
+    province: Mapped[str] = mapped_column(String(40), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    entry_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    questions: Mapped[int] = mapped_column(Integer)
 
 
 class UsageDaySettled(Base):

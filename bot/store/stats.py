@@ -41,6 +41,7 @@ from bot.clock import VIETNAM, aware, utcnow
 from bot.store.db import (
     Broadcast,
     BroadcastTally,
+    EntryDay,
     Handover,
     Member,
     MessageLog,
@@ -92,6 +93,7 @@ OUTCOMES: Final = (
 MEMBER_FIELDS: Final = ("province", "coop_type", "channel")
 # Today and yesterday (Vietnam) are read from the log itself; older days from the rollup.
 LIVE_DAYS: Final = 2
+ALL_PROVINCES: Final = "*"  # entry_days: the row for all provinces together
 # A broadcast finished this long ago has no message left on its way: its tally is final.
 SETTLE_AFTER: Final = dt.timedelta(minutes=15)
 _REMINDER_KINDS: Final = ("deadline", "session", "session_change", "session_after")
@@ -338,9 +340,11 @@ def top_entries(
     settled, live_since = _settled(engine, since, until)
     counts: Counter[str] = Counter()
     if settled:
-        rolled = _rolled(select(UsageDay.entry_id, func.sum(UsageDay.messages)), settled, province)
-        rolled = rolled.where(UsageDay.entry_id != "", UsageDay.kind.not_in((BROWSE, HANDOVER)))
-        for entry, n in _all(engine, rolled.group_by(UsageDay.entry_id)):
+        where = EntryDay.province == (ALL_PROVINCES if province is None else province)
+        rolled = select(EntryDay.entry_id, func.sum(EntryDay.questions)).where(
+            where, EntryDay.day.between(*settled)
+        )
+        for entry, n in _all(engine, rolled.group_by(EntryDay.entry_id)):
             counts[entry] += int(n)
     query = _questions(select(MessageLog.entry_id, func.count()), live_since, until, province)
     query = query.where(MessageLog.entry_id.is_not(None)).group_by(MessageLog.entry_id)
@@ -551,31 +555,24 @@ def _settle_day(engine: Engine, day: dt.date) -> int:
     start = _midnight(day)
     end = start + dt.timedelta(days=1)
     on_day = literal(day, Date())
+    province = func.coalesce(Member.province, "")
     up = func.coalesce(func.sum(case((MessageLog.feedback == "up", 1), else_=0)), 0)
     down = func.coalesce(func.sum(case((MessageLog.feedback == "down", 1), else_=0)), 0)
+    on_the_day = (MessageLog.created_at >= start) & (MessageLog.created_at < end)
+    by_member = Member.id == MessageLog.member_id
     messages = (
-        select(
-            on_day,
-            func.coalesce(Member.province, ""),
-            MessageLog.channel,
-            MessageLog.kind,
-            func.coalesce(MessageLog.entry_id, ""),
-            func.count(),
-            up,
-            down,
-        )
+        select(on_day, province, MessageLog.channel, MessageLog.kind, func.count(), up, down)
         .select_from(MessageLog)
-        .join(Member, Member.id == MessageLog.member_id)
-        .where(MessageLog.created_at >= start, MessageLog.created_at < end)
-        .group_by(Member.province, MessageLog.channel, MessageLog.kind, MessageLog.entry_id)
+        .join(Member, by_member)
+        .where(on_the_day)
+        .group_by(Member.province, MessageLog.channel, MessageLog.kind)
     )
     handovers = (
         select(
             on_day,
-            func.coalesce(Member.province, ""),
+            province,
             literal("", String(20)),
             literal(HANDOVER, String(20)),
-            literal("", String(40)),
             func.count(),
             literal(0),
             literal(0),
@@ -585,21 +582,28 @@ def _settle_day(engine: Engine, day: dt.date) -> int:
         .where(Handover.created_at >= start, Handover.created_at < end)
         .group_by(Member.province)
     )
-    columns = [
-        "day",
-        "province",
-        "channel",
-        "kind",
-        "entry_id",
-        "messages",
-        "thumbs_up",
-        "thumbs_down",
-    ]
+    answered = on_the_day & MessageLog.entry_id.is_not(None) & (MessageLog.kind != BROWSE)
+    entries = (
+        select(province, on_day, MessageLog.entry_id, func.count())
+        .select_from(MessageLog)
+        .join(Member, by_member)
+        .where(answered)
+        .group_by(Member.province, MessageLog.entry_id)
+    )
+    all_entries = (
+        select(literal(ALL_PROVINCES, String(40)), on_day, MessageLog.entry_id, func.count())
+        .where(answered)
+        .group_by(MessageLog.entry_id)
+    )
+    usage = ["day", "province", "channel", "kind", "messages", "thumbs_up", "thumbs_down"]
+    per_entry = ["province", "day", "entry_id", "questions"]
     try:
         with engine.begin() as connection:
             connection.execute(insert(UsageDaySettled).values(day=day, counted_at=utcnow()))
-            connection.execute(insert(UsageDay).from_select(columns, messages))
-            connection.execute(insert(UsageDay).from_select(columns, handovers))
+            connection.execute(insert(UsageDay).from_select(usage, messages))
+            connection.execute(insert(UsageDay).from_select(usage, handovers))
+            connection.execute(insert(EntryDay).from_select(per_entry, entries))
+            connection.execute(insert(EntryDay).from_select(per_entry, all_entries))
     except IntegrityError:  # another process counted the day first
         return 0
     return 1

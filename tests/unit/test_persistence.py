@@ -44,6 +44,7 @@ TABLES = {
     "usage_days",
     "usage_days_settled",
     "broadcast_tallies",
+    "entry_days",
 }
 
 

@@ -1,4 +1,4 @@
-"""The dashboard's rollups (usage_days, broadcast_tallies) and members by last seen.
+"""The dashboard's rollups (usage_days, entry_days, broadcast_tallies) and members by last seen.
 
 Revision ID: 0011
 Revises: 0010
@@ -23,10 +23,16 @@ def upgrade() -> None:
         sa.Column("province", sa.String(40), primary_key=True),
         sa.Column("channel", sa.String(20), primary_key=True),
         sa.Column("kind", sa.String(20), primary_key=True),
-        sa.Column("entry_id", sa.String(40), primary_key=True),
         sa.Column("messages", sa.Integer(), nullable=False),
         sa.Column("thumbs_up", sa.Integer(), nullable=False),
         sa.Column("thumbs_down", sa.Integer(), nullable=False),
+    )
+    op.create_table(
+        "entry_days",
+        sa.Column("province", sa.String(40), primary_key=True),
+        sa.Column("day", sa.Date(), primary_key=True),
+        sa.Column("entry_id", sa.String(40), primary_key=True),
+        sa.Column("questions", sa.Integer(), nullable=False),
     )
     op.create_table(
         "usage_days_settled",
@@ -52,4 +58,5 @@ def downgrade() -> None:
     op.drop_table("broadcast_tallies")
     op.drop_index("ix_members_last_seen_at", table_name="members")
     op.drop_table("usage_days_settled")
+    op.drop_table("entry_days")
     op.drop_table("usage_days")
