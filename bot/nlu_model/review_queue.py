@@ -265,13 +265,42 @@ class ReviewQueue:
         self._engine = engine
         self.reviewed_path = reviewed_path
         self.intents = frozenset(intents)
+        # statuses -> (the queue's state they were made from, the groups)
+        self._made: dict[tuple[str, ...], tuple[object, list[ReviewGroup]]] = {}
 
     def groups(self, statuses: Iterable[str] = ("open",)) -> list[ReviewGroup]:
-        """The groups of questions in ``statuses``, most asked first."""
+        """The groups of questions in ``statuses``, most asked first.
+
+        Grouping takes a while on a long queue, so the groups are kept until the queue
+        changes: a question comes in or is decided (seen from each status's row count
+        and id sum and maximum, one indexed statement).
+        """
+        wanted = tuple(statuses)
+        with self._engine.connect() as connection:
+            state = connection.execute(
+                select(
+                    ReviewQuestion.status,
+                    func.count(),
+                    func.max(ReviewQuestion.id),
+                    func.sum(ReviewQuestion.id),
+                )
+                .where(ReviewQuestion.status.in_(wanted))
+                .group_by(ReviewQuestion.status)
+                .order_by(ReviewQuestion.status)
+            ).all()
+        mark = tuple(tuple(row) for row in state)
+        made = self._made.get(wanted)
+        if made is not None and made[0] == mark:
+            return list(made[1])
+        groups = self._group_now(wanted)
+        self._made[wanted] = (mark, groups)
+        return list(groups)
+
+    def _group_now(self, statuses: tuple[str, ...]) -> list[ReviewGroup]:
         with Session(self._engine) as session:
             rows = session.scalars(
                 select(ReviewQuestion)
-                .where(ReviewQuestion.status.in_(tuple(statuses)))
+                .where(ReviewQuestion.status.in_(statuses))
                 .order_by(ReviewQuestion.id.desc())
                 .limit(_GROUPED_AT_MOST)
             ).all()

@@ -336,3 +336,27 @@ def test_grouping_compares_only_clusters_that_can_match_yet_finds_the_same_group
     found = [[r.id for r in c] for c in _clusters(rows)]
     assert found == naive(rows)
     assert 20 < len(found) < 500  # groups formed, and not all in one
+
+
+def test_groups_are_made_again_only_when_the_queue_changes(db_engine, tmp_path):
+    log = ReviewLog(db_engine)
+    queue = queue_of(db_engine, tmp_path)
+    made = []
+    group_now = queue._group_now
+    queue._group_now = lambda statuses: made.append(statuses) or group_now(statuses)
+
+    def ask(text: str) -> int:
+        return log.record(channel="telegram", text=text, reason="unsure", intent=None,
+                          confidence=None)  # fmt: skip
+
+    ask("htx muốn vay vốn ngân hàng")
+    ask("giá lúa hôm nay")
+    first = queue.groups()
+    assert queue.groups() == first and len(made) == 1  # nothing changed: kept
+    ask("htx muốn vay vốn ngân hàng thế nào")
+    assert [g.count for g in queue.groups()] == [2, 1] and len(made) == 2
+    queue.decide(queue.groups()[1], "skipped", "Lan")  # open -> skipped: same ids in all
+    assert [g.count for g in queue.groups()] == [2] and len(made) == 3
+    both = queue.groups(("open", "skipped"))
+    assert [(g.status, g.count) for g in both] == [("open", 2), ("skipped", 1)]
+    assert queue.groups(("open", "skipped")) == both and len(made) == 4
