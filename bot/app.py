@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import logging
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from bot.nlu_model.swap import ModelKeeper, serving_model
 from bot.profile import load_profile_options
 from bot.sending import Senders
 from bot.settings import Settings
+from bot.store import stats
 from bot.store.admin_sessions import AdminSessionStore
 from bot.store.broadcasts import BroadcastStore
 from bot.store.db import create_db_engine, upgrade_db
@@ -53,6 +55,7 @@ from bot.store.messages import MessageLogStore
 from bot.store.pushes import PushStore
 from bot.store.shares import ShareStore
 from bot.store.subscriptions import SubscriptionStore
+from bot.tasks import cancel_and_wait
 from knowledge.base import KnowledgeBase, load_knowledge_base
 from knowledge.law.corpus import LegalCorpus
 from knowledge.search import KnowledgeSearch
@@ -69,6 +72,8 @@ __all__ = [
     "chat_in_terminal",
     "running_app",
 ]
+
+log = logging.getLogger(__name__)
 
 
 # -- the answer service ----------------------------------------------------------------
@@ -278,6 +283,8 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
             async with contextlib.AsyncExitStack() as running:
                 await keeper.start()
                 running.push_async_callback(keeper.stop)
+                settling = asyncio.create_task(_settle_usage(engine), name="usage-rollup")
+                running.push_async_callback(cancel_and_wait, settling)
                 running.push_async_callback(retrain.stop)
                 channels: list[Channel] = []
                 for channel in _chat_apps(settings, conversation, engine):
@@ -308,6 +315,22 @@ async def running_app(settings: Settings) -> AsyncIterator[Runtime]:
                 )
     finally:
         engine.dispose()
+
+
+async def _settle_usage(engine: Engine, every_seconds: float = 3600.0) -> None:
+    """Counts the dashboard's settled days (the longest window's) off the request path.
+
+    At start-up, then hourly, so that no page view waits for a day to be counted;
+    a page still counts a day itself if it comes first.
+    """
+    while True:
+        try:
+            counted = await asyncio.to_thread(stats.settle_window, engine, max(stats.PERIODS))
+            if counted:
+                log.info("dashboard rollup: %d day(s) counted", counted)
+        except Exception:  # a database hiccup: the next round tries again
+            log.exception("counting the dashboard's days failed")
+        await asyncio.sleep(every_seconds)
 
 
 async def _stop_channel(senders: Senders, channel: Channel) -> None:

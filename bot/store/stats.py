@@ -54,6 +54,7 @@ __all__ = [
     "BROWSE",
     "HANDOVER",
     "OUTCOMES",
+    "PERIODS",
     "BroadcastDelivery",
     "ChannelDay",
     "Count",
@@ -74,6 +75,7 @@ __all__ = [
     "questions_per_day",
     "reminder_deliveries",
     "settle",
+    "settle_window",
     "staff_members",
     "top_entries",
 ]
@@ -91,6 +93,7 @@ OUTCOMES: Final = (
     HANDOVER,
 )
 MEMBER_FIELDS: Final = ("province", "coop_type", "channel")
+PERIODS: Final = (7, 30, 90)  # the dashboard's windows, in days
 # Today and yesterday (Vietnam) are read from the log itself; older days from the rollup.
 LIVE_DAYS: Final = 2
 ALL_PROVINCES: Final = "*"  # entry_days: the row for all provinces together
@@ -525,6 +528,16 @@ def _settled(
     first, last = start.date(), live_day - dt.timedelta(days=1)
     settle(engine, first, last)
     return (first, last), _midnight(live_day)
+
+
+def settle_window(engine: Engine, days: int, now: dt.datetime | None = None) -> int:
+    """Counts the settled days of the last ``days`` days not yet in the rollup; how many."""
+    since, until = days_window(days, now or utcnow())
+    start = aware(since).astimezone(VIETNAM).date()
+    live_day = aware(until).astimezone(VIETNAM).date() - dt.timedelta(days=LIVE_DAYS - 1)
+    if start >= live_day:
+        return 0
+    return settle(engine, start, live_day - dt.timedelta(days=1))
 
 
 def settle(engine: Engine, first: dt.date, last: dt.date) -> int:

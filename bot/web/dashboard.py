@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 ADMIN_ONLY: Final = frozenset({"admin"})
-PERIODS: Final = (7, 30, 90)
+PERIODS: Final = stats.PERIODS
 OUTCOME_LABELS: Final = {
     "entry": "Trả lời từ mục hỏi đáp",
     "suggested": "Gợi ý mục gần đúng",

@@ -355,3 +355,12 @@ def test_a_broadcast_with_messages_on_their_way_is_not_tallied(seeded: Engine) -
     }  # fmt: skip
     with Session(seeded) as session:
         assert session.scalar(select(func.count()).select_from(BroadcastTally)) == 0
+
+
+def test_the_running_assistant_settles_the_longest_window_ahead(seeded: Engine) -> None:
+    # UNTIL is 04/11 00:00 in Vietnam: the 7 days from 29/10, less today and yesterday.
+    assert st.settle_window(seeded, 7, UNTIL) == 5
+    assert st.settle_window(seeded, 7, UNTIL) == 0
+    assert st.settle_window(seeded, 90, UNTIL) == 90 - 2 - 5
+    assert st.settle_window(seeded, 1, UNTIL) == 0  # only today: nothing settled
+    assert st.questions_per_day(seeded, SINCE, UNTIL)[0] == st.ChannelDay(NOV[1], "telegram", 2)
