@@ -50,7 +50,6 @@ import random
 import re
 import sys
 import tempfile
-import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -61,7 +60,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-import uvicorn
 from sqlalchemy import create_engine, insert, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
@@ -95,6 +93,7 @@ from bot.web.server import admin_app
 from knowledge.base import load_knowledge_base
 from nlu.build import TRAIN_DIR, load_examples
 from scheduler.deadlines import load_rules
+from tests.serving import serve_app
 
 TARGET_P99_MS = 300.0
 BENCH_DB = "coopbot_bench_dashboard"
@@ -676,28 +675,6 @@ class Timer:
         await self.app(scope, receive, timed)
 
 
-@contextmanager
-def served(app: ASGIApp) -> Iterator[str]:
-    """``app`` under uvicorn in a thread on a free port of 127.0.0.1; yields its base URL."""
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise SystemExit("the admin app did not start")
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
 @dataclass
 class Figures:
     """One URL's samples."""
@@ -873,7 +850,7 @@ def run(engine: Engine, now: dt.datetime, requests: int) -> None:
         for user, role in LOGINS:
             set_role(engine, user, role)
         emptied_rollups = empty_rollups(engine)
-        with served(timer) as base_url:
+        with serve_app(timer) as base_url:
             cookies = {user: login(base_url, engine, clock, user) for user, _ in LOGINS}
             set_role(engine, "bench-demoted", "member")
             with httpx.Client(base_url=base_url, timeout=120) as client:

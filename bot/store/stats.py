@@ -281,8 +281,7 @@ def outcomes(
 ) -> Outcomes:
     """Questions per answer kind, hand-overs opened, and 👍/👎, in the window."""
     settled, live_since = _settled(engine, since, until)
-    up = func.coalesce(func.sum(case((MessageLog.feedback == "up", 1), else_=0)), 0)
-    down = func.coalesce(func.sum(case((MessageLog.feedback == "down", 1), else_=0)), 0)
+    up, down = _thumbs()
     kinds = _window(
         select(MessageLog.kind, func.count(), up, down), MessageLog, live_since, until, province
     ).group_by(MessageLog.kind)
@@ -417,10 +416,13 @@ def broadcast_deliveries(
     by_day: dict[int, dict[tuple[dt.date, str], int]] = {row.id: {} for row in found}
     tallied: set[int] = set()
     if finished:
-        untallied = finished - {row[0] for row in _tally_rows(engine, finished)}
+        rows = _tally_rows(engine, finished)
+        untallied = finished - {row[0] for row in rows}
         for broadcast_id in untallied:
             _tally(engine, broadcast_id)
-        for broadcast_id, day, status, n in _tally_rows(engine, finished):
+        if untallied:  # read again with what was just counted
+            rows = _tally_rows(engine, finished)
+        for broadcast_id, day, status, n in rows:
             by_day[broadcast_id][(_date(day), status)] = int(n)
             tallied.add(broadcast_id)
     # Running ones, and finished ones not tallied (none sent, or a message on its way).
@@ -516,28 +518,33 @@ def _settled(
     """How to read [since, until): settled days from the rollup, the rest from the log.
 
     Answers the settled days (first, last), or None, and the moment from which the
-    log itself is read.
+    log itself is read; the settled days missing from the rollup are counted first.
+    """
+    settled, live_since = _split(since, until)
+    if settled is not None:
+        settle(engine, *settled)
+    return settled, live_since
+
+
+def _split(
+    since: dt.datetime, until: dt.datetime
+) -> tuple[tuple[dt.date, dt.date] | None, dt.datetime]:
+    """The settled days (first, last) of [since, until), or None, and where live reading starts.
+
     A day is settled once it is ``LIVE_DAYS`` days behind ``until``'s day (late 👍/👎
-    land on yesterday's answers); the rollup holds each settled day counted once, made
-    here on first need. A window not starting at a Vietnam midnight is read live.
+    land on yesterday's answers). A window not starting at a Vietnam midnight is read live.
     """
     start = aware(since).astimezone(VIETNAM)
     live_day = aware(until).astimezone(VIETNAM).date() - dt.timedelta(days=LIVE_DAYS - 1)
     if start.time() != dt.time() or start.date() >= live_day:
         return None, since
-    first, last = start.date(), live_day - dt.timedelta(days=1)
-    settle(engine, first, last)
-    return (first, last), _midnight(live_day)
+    return (start.date(), live_day - dt.timedelta(days=1)), _midnight(live_day)
 
 
 def settle_window(engine: Engine, days: int, now: dt.datetime | None = None) -> int:
     """Counts the settled days of the last ``days`` days not yet in the rollup; how many."""
-    since, until = days_window(days, now or utcnow())
-    start = aware(since).astimezone(VIETNAM).date()
-    live_day = aware(until).astimezone(VIETNAM).date() - dt.timedelta(days=LIVE_DAYS - 1)
-    if start >= live_day:
-        return 0
-    return settle(engine, start, live_day - dt.timedelta(days=1))
+    settled, _ = _split(*days_window(days, now or utcnow()))
+    return 0 if settled is None else settle(engine, *settled)
 
 
 def settle(engine: Engine, first: dt.date, last: dt.date) -> int:
@@ -569,8 +576,7 @@ def _settle_day(engine: Engine, day: dt.date) -> int:
     end = start + dt.timedelta(days=1)
     on_day = literal(day, Date())
     province = func.coalesce(Member.province, "")
-    up = func.coalesce(func.sum(case((MessageLog.feedback == "up", 1), else_=0)), 0)
-    down = func.coalesce(func.sum(case((MessageLog.feedback == "down", 1), else_=0)), 0)
+    up, down = _thumbs()
     on_the_day = (MessageLog.created_at >= start) & (MessageLog.created_at < end)
     by_member = Member.id == MessageLog.member_id
     messages = (
@@ -620,6 +626,15 @@ def _settle_day(engine: Engine, day: dt.date) -> int:
     except IntegrityError:  # another process counted the day first
         return 0
     return 1
+
+
+def _thumbs() -> tuple[ColumnElement[int], ColumnElement[int]]:
+    """The 👍 and the 👎 among a group of logged messages."""
+
+    def votes(vote: str) -> ColumnElement[int]:
+        return func.coalesce(func.sum(case((MessageLog.feedback == vote, 1), else_=0)), 0)
+
+    return votes("up"), votes("down")
 
 
 def _rolled(
