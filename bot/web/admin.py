@@ -41,6 +41,7 @@ from bot.web.dashboard import (
     PERIODS,
     Dashboard,
     Page,
+    PageData,
     Query,
     cell,
     number,
@@ -70,8 +71,6 @@ _CSRF_FIELD: Final = "csrf"
 _LOGIN_AGAIN: Final = "Phiên đăng nhập không hợp lệ hoặc đã hết hạn."
 _BAD_LINK: Final = "Liên kết đăng nhập không hợp lệ, đã hết hạn hoặc đã được dùng."
 _NOT_ALLOWED: Final = "Vai trò của bạn không được xem trang này."
-# Pages with their own template (actions or links per row); the others use admin_board.html.
-_OWN_TEMPLATES: Final = frozenset({"topics", "broadcasts", "review", "models"})
 _BAD_FORM: Final = "Biểu mẫu đã hết hạn hoặc không hợp lệ. Hãy tải lại trang rồi thử lại."
 
 
@@ -213,12 +212,9 @@ def _page_route(page: Page) -> Route:
         staff = await require(request, page.roles)
         if isinstance(staff, Response):
             return staff
-        board = _board(request)
-        query = Query.parse(request.query_params, board.options, board.clock())
-        data = await asyncio.to_thread(page.build, board, query, staff)
-        template = f"admin_{page.name}.html" if page.name in _OWN_TEMPLATES else "admin_board.html"
+        query, data = await _built(request, page, staff)
         body = render(
-            template,
+            page.template,
             **await _frame(request, staff, page, query),
             data=data,
             flash=_flash(request),
@@ -247,6 +243,13 @@ async def _frame(request: Request, staff: Staff, page: Page, query: Query) -> di
     }
 
 
+async def _built(request: Request, page: Page, staff: Staff) -> tuple[Query, PageData]:
+    """The request's window and filter, and the page's data for them (built off the loop)."""
+    board = _board(request)
+    query = Query.parse(request.query_params, board.options, board.clock())
+    return query, await asyncio.to_thread(page.build, board, query, staff)
+
+
 async def download(request: Request) -> Response:
     """``GET /admin/csv/<page>/<table>.csv``: one table of a page, with the page's role check."""
     page = page_named(request.path_params["page"])
@@ -255,13 +258,11 @@ async def download(request: Request) -> Response:
         return staff
     if page is None:
         return refusal("Không có bảng này.", retry=False, status=404)
-    board = _board(request)
-    query = Query.parse(request.query_params, board.options, board.clock())
-    data = await asyncio.to_thread(page.build, board, query, staff)
+    query, data = await _built(request, page, staff)
     table = data.table(request.path_params["table"])
     if table is None:
         return refusal("Không có bảng này.", retry=False, status=404)
-    day = board.clock().astimezone(VIETNAM).date().isoformat()
+    day = _board(request).clock().astimezone(VIETNAM).date().isoformat()
     filename = f"{page.name}-{table.name}-{query.days}d-{day}.csv"
     return Response(
         to_csv(table),

@@ -234,6 +234,9 @@ class Page:
     build: Builder
     period: bool = True  # the 7/30/90-day choice applies
     province: bool = True  # the province filter applies
+    # Pages with actions or links per row have their own; the others show cards,
+    # charts and tables as they come.
+    template: str = "admin_board.html"
 
     @property
     def path(self) -> str:
@@ -854,12 +857,35 @@ def roles(board: Dashboard, query: Query, staff: Staff) -> PageData:
 STAFF: Final = frozenset(STAFF_ROLES)
 PAGES: Final = (
     Page("", "Tổng quan", STAFF, overview),
-    Page("topics", "Chủ đề", STAFF, topics),
+    Page("topics", "Chủ đề", STAFF, topics, template="admin_topics.html"),
     Page("members", "Thành viên", STAFF, members),
-    Page("broadcasts", "Thông báo", STAFF, broadcasts, province=False),
+    Page(
+        "broadcasts",
+        "Thông báo",
+        STAFF,
+        broadcasts,
+        province=False,
+        template="admin_broadcasts.html",
+    ),
     Page("reminders", "Nhắc hẹn và tập huấn", STAFF, reminders),
-    Page("review", "Xem xét câu hỏi", ADMIN_ONLY, review, period=False, province=False),
-    Page("models", "Mô hình NLU", ADMIN_ONLY, models, period=False, province=False),
+    Page(
+        "review",
+        "Xem xét câu hỏi",
+        ADMIN_ONLY,
+        review,
+        period=False,
+        province=False,
+        template="admin_review.html",
+    ),
+    Page(
+        "models",
+        "Mô hình NLU",
+        ADMIN_ONLY,
+        models,
+        period=False,
+        province=False,
+        template="admin_models.html",
+    ),
     Page("roles", "Vai trò", ADMIN_ONLY, roles, period=False, province=False),
 )
 
