@@ -11,20 +11,14 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from bot.answers import AnswerService
 from bot.conversation import Conversation, Incoming
 from bot.profile import load_profile_options
-from bot.sending import Senders
 from bot.store.admin_sessions import AdminSessionStore
-from bot.store.handovers import HandoverStore
 from bot.store.members import MemberStore
-from bot.store.messages import MessageLogStore
 from bot.web.admin import COOKIE, AdminAuth
 from bot.web.dashboard import Dashboard
 from bot.web.server import admin_app as dashboard_app
-from knowledge.base import load_knowledge_base
-from knowledge.search import KnowledgeSearch
-from nlu.build import TRAIN_DIR, load_examples
+from tests.unit.test_training_chat import KB, make_core
 
 START = dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC)
 
@@ -125,22 +119,9 @@ def test_the_cookie_key_is_made_once_and_kept(db_engine):
 
 # -- /quantri through the conversation core ------------------------------------------------
 
-KB = load_knowledge_base()
-SEARCH = KnowledgeSearch(KB, load_examples(TRAIN_DIR))
-
 
 def core(engine, store: AdminSessionStore) -> Conversation:
-    return Conversation(
-        answers=AnswerService(KB, SEARCH, None),
-        kb=KB,
-        members=MemberStore(engine),
-        messages=MessageLogStore(engine),
-        handovers=HandoverStore(engine),
-        profile_options=load_profile_options(),
-        senders=Senders(),
-        public_url="https://htx.example",
-        admin_sessions=store,
-    )
+    return make_core(engine, public_url="https://htx.example", admin_sessions=store)
 
 
 def say(conversation: Conversation, user: str, text: str) -> str:
